@@ -1,0 +1,213 @@
+//! The record every part of logship exchanges: one log entry, parsed or not.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::{Serialize, Serializer};
+
+/// Severity of a record, ordered from least to most severe.
+///
+/// Syslog severities map one-to-one; other formats map onto this scale (see each parser).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    Debug,
+    Info,
+    Notice,
+    Warn,
+    Error,
+    Critical,
+    Alert,
+    Emergency,
+}
+
+impl Level {
+    pub const ALL: [Level; 8] = [
+        Level::Debug,
+        Level::Info,
+        Level::Notice,
+        Level::Warn,
+        Level::Error,
+        Level::Critical,
+        Level::Alert,
+        Level::Emergency,
+    ];
+
+    /// The upper-case name stored in Cassandra and printed by `logship parse`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Notice => "NOTICE",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+            Level::Critical => "CRITICAL",
+            Level::Alert => "ALERT",
+            Level::Emergency => "EMERGENCY",
+        }
+    }
+
+    /// Maps a syslog severity (0 = emerg .. 7 = debug); values above 7 clamp to DEBUG.
+    pub const fn from_syslog_severity(severity: u8) -> Level {
+        match severity {
+            0 => Level::Emergency,
+            1 => Level::Alert,
+            2 => Level::Critical,
+            3 => Level::Error,
+            4 => Level::Warn,
+            5 => Level::Notice,
+            6 => Level::Info,
+            _ => Level::Debug,
+        }
+    }
+
+    /// Parses a level name as written by `as_str` (case-insensitive; also WARNING, ERR, CRIT, EMERG).
+    pub fn from_name(name: &str) -> Option<Level> {
+        let level = match name.to_ascii_uppercase().as_str() {
+            "DEBUG" | "TRACE" => Level::Debug,
+            "INFO" => Level::Info,
+            "NOTICE" => Level::Notice,
+            "WARN" | "WARNING" => Level::Warn,
+            "ERROR" | "ERR" => Level::Error,
+            "CRITICAL" | "CRIT" => Level::Critical,
+            "ALERT" => Level::Alert,
+            "EMERGENCY" | "EMERG" => Level::Emergency,
+            _ => return None,
+        };
+        Some(level)
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Level {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Parsed fields: string keys to string values, sorted so output is stable.
+pub type Fields = BTreeMap<String, String>;
+
+/// One log entry, owned, ready to queue and ship.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Record {
+    /// The instant the entry was logged (UTC). For a line that did not parse, the time it was read.
+    #[serde(serialize_with = "serialize_timestamp")]
+    pub timestamp: Timestamp,
+    pub level: Level,
+    /// Name of the source (the format name for `logship parse`, the `[[source]]` name in the daemon).
+    pub source: Arc<str>,
+    pub host: Arc<str>,
+    pub message: String,
+    pub fields: Fields,
+    /// Why the entry did not parse; the raw entry is then the message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parse_error: Option<String>,
+}
+
+fn serialize_timestamp<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(ts)
+}
+
+/// What a parser extracts from one entry, borrowing from the entry and the parser where it can.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed<'a> {
+    /// `None` when the format carries no time; the record then takes the read time.
+    pub timestamp: Option<Timestamp>,
+    pub level: Level,
+    pub message: Cow<'a, str>,
+    pub fields: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+impl<'a> Parsed<'a> {
+    pub fn new(timestamp: Option<Timestamp>, level: Level, message: Cow<'a, str>) -> Self {
+        Parsed {
+            timestamp,
+            level,
+            message,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Adds a field; a later value for the same key replaces an earlier one in the record.
+    pub fn push(&mut self, key: impl Into<Cow<'a, str>>, value: impl Into<Cow<'a, str>>) {
+        self.fields.push((key.into(), value.into()));
+    }
+
+    /// The value of the last field named `key`, if any.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_ref())
+    }
+
+    /// Owns everything into a [`Record`].
+    pub fn into_record(self, ctx: &RecordContext, read_time: Timestamp) -> Record {
+        Record {
+            timestamp: self.timestamp.unwrap_or(read_time),
+            level: self.level,
+            source: Arc::clone(&ctx.source),
+            host: Arc::clone(&ctx.host),
+            message: self.message.into_owned(),
+            fields: self
+                .fields
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+            parse_error: None,
+        }
+    }
+}
+
+/// What every record of one source shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordContext {
+    pub source: Arc<str>,
+    pub host: Arc<str>,
+}
+
+impl RecordContext {
+    pub fn new(source: impl Into<Arc<str>>, host: impl Into<Arc<str>>) -> Self {
+        RecordContext {
+            source: source.into(),
+            host: host.into(),
+        }
+    }
+
+    /// The record for an entry that did not parse: the raw entry (lossy UTF-8) is the message.
+    pub fn unparsed(
+        &self,
+        entry: &[u8],
+        reason: impl Into<String>,
+        read_time: Timestamp,
+    ) -> Record {
+        Record {
+            timestamp: read_time,
+            level: Level::Info,
+            source: Arc::clone(&self.source),
+            host: Arc::clone(&self.host),
+            message: String::from_utf8_lossy(strip_cr(entry)).into_owned(),
+            fields: Fields::new(),
+            parse_error: Some(reason.into()),
+        }
+    }
+}
+
+/// Removes one trailing `\r` (CRLF files): it is never part of a record.
+pub fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Text from bytes, borrowed when valid UTF-8, with U+FFFD replacements otherwise.
+pub fn text(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}

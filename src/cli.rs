@@ -1,0 +1,70 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "logship",
+    version,
+    about = "Ships log files and application events to Apache Cassandra"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse a log file (or stdin) and print one JSON record per entry.
+    Parse(ParseArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Nginx,
+    NginxError,
+    Syslog,
+    Postgres,
+    PostgresCsv,
+    PostgresJson,
+}
+
+impl From<FormatArg> for logship::parsers::Format {
+    fn from(f: FormatArg) -> Self {
+        use logship::parsers::Format;
+        match f {
+            FormatArg::Nginx => Format::Nginx,
+            FormatArg::NginxError => Format::NginxError,
+            FormatArg::Syslog => Format::Syslog,
+            FormatArg::Postgres => Format::Postgres,
+            FormatArg::PostgresCsv => Format::PostgresCsv,
+            FormatArg::PostgresJson => Format::PostgresJson,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ParseArgs {
+    /// The log format.
+    #[arg(long, value_enum)]
+    pub format: FormatArg,
+    /// nginx `log_format` string (format nginx; default: combined).
+    #[arg(long)]
+    pub log_format: Option<String>,
+    /// PostgreSQL `log_line_prefix` (format postgres; default: '%m [%p] ').
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Time zone for timestamps that carry none (nginx-error, RFC 3164 syslog). Default: the host's.
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Print only a summary: records, parse errors, lines per second.
+    #[arg(long)]
+    pub count: bool,
+    /// Host name put in each record. Default: this host's name.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// The file to read; stdin when absent or `-`.
+    pub file: Option<PathBuf>,
+}

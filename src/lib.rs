@@ -1,0 +1,8 @@
+//! logship: a log-shipping agent that tails log files and ships structured records to
+//! Apache Cassandra, and a `tracing` Layer that ships an application's own events.
+//!
+//! The library is split so an application that wants only the Layer pulls no file
+//! tailing or systemd code (feature `layer` without `agent`).
+
+pub use logship_parsers as parsers;
+pub mod host;
