@@ -5,4 +5,9 @@
 //! tailing or systemd code (feature `layer` without `agent`).
 
 pub use logship_parsers as parsers;
+
 pub mod host;
+pub mod pipeline;
+pub mod sink;
+#[cfg(feature = "agent")]
+pub mod tail;

@@ -1,0 +1,64 @@
+//! A file record on its way from a tailer to Cassandra, and where it came from.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use logship_parsers::Record;
+use serde::{Deserialize, Serialize};
+
+/// Identity of a file that survives renames: device and inode, plus a fingerprint of the
+/// file's first bytes so a reused inode is told apart from the file that had it before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub inode: u64,
+    pub fingerprint: u64,
+}
+
+/// Where an entry lies: the file and its byte range. `end` is just past the entry's last
+/// newline: once the sink acknowledges the entry, reading may resume there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: FileId,
+    /// The path the file had when the entry was read (it may have been renamed since).
+    pub path: Arc<str>,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// The Cassandra table a record goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Table {
+    InfrastructureLogs,
+    ApplicationLogs,
+}
+
+impl Table {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Table::InfrastructureLogs => "infrastructure_logs",
+            Table::ApplicationLogs => "application_logs",
+        }
+    }
+}
+
+/// How one source's records are stored: shared by every record of the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The source's name (`[[source]] name`), the partition's first key part.
+    pub source: Arc<str>,
+    pub table: Table,
+    /// Written with `USING TTL`; `None` keeps the table's default.
+    pub ttl: Option<Duration>,
+    /// Width of the partition's time bucket: bounds partition size at the source's line rate.
+    pub bucket: Duration,
+}
+
+/// A parsed record of a file source, with what the sink and the checkpoints need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    pub record: Record,
+    pub origin: Origin,
+    pub route: Arc<Route>,
+}

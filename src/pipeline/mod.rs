@@ -1,0 +1,6 @@
+//! What flows between sources and the sink: records with their origin, the bounded queue,
+//! and flush units.
+
+pub mod item;
+
+pub use item::{FileId, FileRecord, Origin, Route, Table};

@@ -1,0 +1,1 @@
+//! Writing records to Apache Cassandra (issue 4).
