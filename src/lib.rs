@@ -6,6 +6,8 @@
 
 pub use logship_parsers as parsers;
 
+#[cfg(feature = "agent")]
+pub mod config;
 pub mod host;
 pub mod pipeline;
 pub mod sink;
