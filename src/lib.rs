@@ -10,6 +10,10 @@ pub use logship_parsers as parsers;
 pub mod config;
 pub mod host;
 pub mod pipeline;
+#[cfg(feature = "agent")]
+pub mod signals;
 pub mod sink;
 #[cfg(feature = "agent")]
 pub mod tail;
+#[cfg(feature = "agent")]
+pub mod telemetry;
