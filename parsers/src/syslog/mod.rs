@@ -1,21 +1,204 @@
-//! STUB: being written (issue 3).
+//! Syslog files, one `syslog` format that recognises each line's form on its own:
+//!
+//! - RFC 3164 as rsyslog and macOS write files: `Mmm dd hh:mm:ss HOST TAG[PID]: MSG`, with or
+//!   without a leading `<PRI>`, day space-padded (`Apr  4`) or not (`Apr 4`);
+//! - the same with an RFC 3339 time (`RSYSLOG_FileFormat`, Debian's default since 12):
+//!   `2024-01-05T10:00:00.123456+01:00 HOST TAG[PID]: MSG`, offset `Z`, `+01:00`, `+0100`,
+//!   or none (then the time is in the configured zone);
+//! - RFC 5424: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`, and its body without
+//!   `<PRI>1 ` (`TIMESTAMP HOST APP PROCID MSGID SD MSG`, as some relays write files). A line
+//!   `TIMESTAMP HOST WORD ...` is read as RFC 5424 only when WORD is not a tag (`app:` or
+//!   `app[pid]`) and the rest has the RFC 5424 shape, structured data included.
+//!
+//! Fields: `facility` and `severity` (names: `auth`, `local3`, `crit`, `warning`, ...) when
+//! the line has a PRI; `hostname`; `appname` and `procid` (the RFC 3164 tag and its
+//! `[pid]`); `msgid`; structured data as `sd.<SD-ID>.<PARAM>` (see [`rfc5424`]). Fields
+//! the line does not carry (or carries as `-`) are absent. The record's message is MSG.
+//!
+//! Level: the PRI severity, one-to-one. Without PRI the line says nothing reliable about
+//! severity (words like "error" appear in harmless messages), so the level is INFO.
+//!
+//! Time: RFC 3164 lines carry neither year nor zone; the zone is the configured one and
+//! the year is inferred (see [`year`]). Civil times are resolved DST-aware (see
+//! [`timestamp::resolve`]: the earlier instant in a fold).
+//!
+//! Multi-line: a line starting with a TAB or a space continues the entry before it (macOS
+//! syslogd and rsyslog's escaped multi-line messages); the message then holds the lines
+//! joined by `\n`. macOS's `--- last message repeated N times ---`, with or without a time
+//! before it, is a record whose message is that text. Any other line without a syslog
+//! header (a file's banner, an unindented continuation) is a parse error record.
+//!
+//! Month names: English, plus French, German and Spanish abbreviations as glibc writes
+//! them (`août`, `déc.`, `Mär`, `ene`), since localized `journalctl`/`date` output ends up
+//! in files that are shipped as syslog.
 
-use crate::{ParseError, Parsed, Parser};
+pub mod pri;
+pub mod rfc3164;
+pub mod rfc5424;
+pub mod timestamp;
+pub mod year;
 
-pub struct SyslogParser;
+use std::borrow::Cow;
+
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+
+use crate::record::{strip_cr, text};
+use crate::{Level, ParseError, Parsed, Parser};
+use pri::Pri;
+use rfc3164::Body;
+use timestamp::Rfc3339;
+use year::Reference;
+
+const NO_HEADER: &str = "syslog: no timestamp (expected `Mmm dd hh:mm:ss`, RFC 3339 or `<PRI>1 `)";
+const NO_YEAR: &str = "syslog: no year has this date";
+const OUT_OF_RANGE: &str = "syslog: time out of range";
+const BAD_5424_HEADER: &str = "syslog: bad RFC 5424 TIMESTAMP/HOSTNAME";
+
+/// Parses syslog files (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct SyslogParser {
+    tz: TimeZone,
+    /// Fixed "now" for year inference; `None`: the clock, read per line.
+    reference: Option<Reference>,
+}
 
 impl SyslogParser {
-    pub fn new(_tz: jiff::tz::TimeZone) -> Self {
-        SyslogParser
+    /// Times without zone are read in `tz`; RFC 3164 years are inferred from the clock.
+    pub fn new(tz: TimeZone) -> Self {
+        SyslogParser {
+            tz,
+            reference: None,
+        }
+    }
+
+    /// Infers RFC 3164 years as if the lines were read at `now` (tests, replays of old files).
+    pub fn with_reference(mut self, now: Timestamp) -> Self {
+        self.reference = Some(Reference::from_datetime(self.tz.to_datetime(now)));
+        self
+    }
+
+    fn reference(&self) -> Reference {
+        self.reference
+            .unwrap_or_else(|| Reference::from_datetime(self.tz.to_datetime(Timestamp::now())))
+    }
+
+    fn rfc3164<'a>(&self, input: &'a [u8], out: &mut Parsed<'a>) -> Result<(), ParseError> {
+        let (mdt, rest) = timestamp::rfc3164(input).ok_or_else(|| ParseError::new(NO_HEADER))?;
+        let year = year::infer(&mdt, self.reference()).ok_or_else(|| ParseError::new(NO_YEAR))?;
+        let t = mdt.time;
+        let dt = DateTime::new(
+            year, mdt.month, mdt.day, t.hour, t.minute, t.second, t.nanos,
+        )
+        .map_err(|_| ParseError::new(NO_YEAR))?;
+        out.timestamp =
+            Some(timestamp::resolve(dt, &self.tz).ok_or_else(|| ParseError::new(OUT_OF_RANGE))?);
+        push_body(rfc3164::body(rest), out);
+        Ok(())
+    }
+
+    /// An RFC 3339 time then either a BSD body or the RFC 5424 body without `<PRI>1 `.
+    fn rfc3339<'a>(&self, input: &'a [u8], out: &mut Parsed<'a>) -> Result<(), ParseError> {
+        let (stamp, rest) = timestamp::rfc3339(input).ok_or_else(|| ParseError::new(NO_HEADER))?;
+        out.timestamp = Some(self.instant(stamp)?);
+        let body = rfc3164::body(rest);
+        if let (Some(host), None) = (body.hostname, body.appname) {
+            let mark = out.fields.len();
+            out.push("hostname", text(host));
+            if let Ok(msg) = rfc5424::after_hostname(body.message, out) {
+                out.message = text(msg);
+                return Ok(());
+            }
+            out.fields.truncate(mark);
+        }
+        push_body(body, out);
+        Ok(())
+    }
+
+    /// `TIMESTAMP HOSTNAME APP-NAME ...` after `<PRI>1 `.
+    fn rfc5424<'a>(&self, input: &'a [u8], out: &mut Parsed<'a>) -> Result<(), ParseError> {
+        let bad_header = || ParseError::new(BAD_5424_HEADER);
+        let rest = match input.strip_prefix(b"-") {
+            Some(rest) => rest,
+            None => {
+                let (stamp, rest) = timestamp::rfc3339(input).ok_or_else(bad_header)?;
+                out.timestamp = Some(self.instant(stamp)?);
+                rest
+            }
+        };
+        let rest = rest.strip_prefix(b" ").ok_or_else(bad_header)?;
+        let (rest, host) = rfc5424::header_field(rest).map_err(|_| bad_header())?;
+        let rest = rest.strip_prefix(b" ").ok_or_else(bad_header)?;
+        if host != b"-" {
+            out.push("hostname", text(host));
+        }
+        let msg = rfc5424::after_hostname(rest, out).map_err(|e| ParseError::new(e.reason()))?;
+        out.message = text(msg);
+        Ok(())
+    }
+
+    fn instant(&self, stamp: Rfc3339) -> Result<Timestamp, ParseError> {
+        stamp
+            .in_zone(&self.tz)
+            .ok_or_else(|| ParseError::new(OUT_OF_RANGE))
     }
 }
 
+fn push_body<'a>(body: Body<'a>, out: &mut Parsed<'a>) {
+    if let Some(host) = body.hostname {
+        out.push("hostname", text(host));
+    }
+    if let Some(app) = body.appname {
+        out.push("appname", text(app));
+    }
+    if let Some(pid) = body.procid {
+        out.push("procid", text(pid));
+    }
+    out.message = text(body.message);
+}
+
+fn push_pri(pri: Pri, out: &mut Parsed<'_>) {
+    out.push("facility", pri.facility_name());
+    out.push("severity", pri.severity_name());
+}
+
 impl Parser for SyslogParser {
-    fn parse<'a>(&'a self, _entry: &'a [u8]) -> Result<Parsed<'a>, ParseError> {
-        Err(ParseError::new("not implemented yet"))
+    fn parse<'a>(&'a self, entry: &'a [u8]) -> Result<Parsed<'a>, ParseError> {
+        let entry = strip_cr(entry);
+        if entry.starts_with(b"--- last message repeated ") {
+            return Ok(Parsed::new(None, Level::Info, text(entry)));
+        }
+        let (pri, rest) = match pri::pri(entry) {
+            Ok((rest, pri)) => (Some(pri), rest),
+            Err(_) => (None, entry),
+        };
+        let level = pri.map_or(Level::Info, |p| Level::from_syslog_severity(p.severity()));
+        let mut out = Parsed::new(None, level, Cow::Borrowed(""));
+        out.fields.reserve(6);
+        if let Some(pri) = pri {
+            push_pri(pri, &mut out);
+        }
+        match rest {
+            [b'1', b' ', after @ ..] if pri.is_some() => self.rfc5424(after, &mut out)?,
+            [b'0'..=b'9', ..] => self.rfc3339(rest, &mut out)?,
+            _ => self.rfc3164(rest, &mut out)?,
+        }
+        Ok(out)
+    }
+
+    fn continues(&self, _pending: &[u8], line: &[u8]) -> bool {
+        matches!(line.first(), Some(b'\t' | b' '))
+    }
+
+    fn is_multiline(&self) -> bool {
+        true
     }
 
     fn name(&self) -> &'static str {
         "syslog"
     }
 }
+
+#[cfg(test)]
+mod tests;
