@@ -368,6 +368,58 @@ mod tests {
         assert_eq!(parsed.field("client"), Some("1.2.3.4"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let p = parser();
+            let _ = p.parse(&bytes);
+            let _ = p.continues(&bytes, &bytes);
+        }
+
+        #[test]
+        fn rendered_entries_parse_back(
+            secs in 0i64..4_102_444_800,
+            level in 0usize..8,
+            pid in proptest::prelude::any::<u32>(),
+            connection in proptest::option::of(proptest::prelude::any::<u64>()),
+            message in "[^,*\\pC]\\PC{0,60}",
+            client in proptest::option::of("[0-9a-f:.]{1,39}"),
+            request in "[A-Z]{3,7} /\\PC{0,30} HTTP/1\\.1",
+        ) {
+            const NAMES: [&str; 8] = ["debug", "info", "notice", "warn", "error", "crit", "alert", "emerg"];
+            let tz = TimeZone::get("America/New_York").unwrap();
+            let time = jiff::Timestamp::from_second(secs).unwrap();
+            let mut line = format!(
+                "{} [{}] {pid}#0: ",
+                time.to_zoned(tz.clone()).strftime("%Y/%m/%d %H:%M:%S"),
+                NAMES[level]
+            );
+            if let Some(c) = connection {
+                line.push_str(&format!("*{c} "));
+            }
+            line.push_str(&message);
+            if let Some(client) = &client {
+                line.push_str(&format!(", client: {client}, server: example.org, request: \"{request}\""));
+            }
+            let p = ErrorParser::new(tz.clone());
+            let parsed = p.parse(line.as_bytes()).unwrap();
+            // A wall time repeated at the end of DST reads as its earlier instant.
+            let expected = tz.to_ambiguous_timestamp(time.to_zoned(tz.clone()).datetime()).compatible().unwrap();
+            proptest::prop_assert_eq!(parsed.timestamp, Some(expected));
+            proptest::prop_assert_eq!(parsed.level, Level::from_name(NAMES[level]).unwrap());
+            proptest::prop_assert_eq!(parsed.message.as_ref(), message.as_str());
+            let pid_text = pid.to_string();
+            proptest::prop_assert_eq!(parsed.field("pid"), Some(pid_text.as_str()));
+            let connection_text = connection.map(|c| c.to_string());
+            proptest::prop_assert_eq!(parsed.field("connection"), connection_text.as_deref());
+            proptest::prop_assert_eq!(parsed.field("client"), client.as_deref());
+            if client.is_some() {
+                proptest::prop_assert_eq!(parsed.field("server"), Some("example.org"));
+                proptest::prop_assert_eq!(parsed.field("request"), Some(request.as_str()));
+            }
+        }
+    }
+
     #[test]
     fn malformed_headers_are_errors() {
         let p = parser();

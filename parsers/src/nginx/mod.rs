@@ -3,6 +3,8 @@
 mod access;
 mod escape;
 mod log_format;
+#[cfg(test)]
+mod props;
 pub(crate) mod timestamp;
 
 pub use access::AccessParser;
