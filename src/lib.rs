@@ -9,6 +9,8 @@ pub use logship_parsers as parsers;
 #[cfg(feature = "agent")]
 pub mod config;
 pub mod host;
+#[cfg(feature = "layer")]
+pub mod layer;
 pub mod pipeline;
 #[cfg(feature = "agent")]
 pub mod signals;

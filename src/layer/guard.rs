@@ -1,0 +1,155 @@
+//! The guard the application keeps alive: dropping it flushes the buffer.
+
+use std::fmt;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use super::worker::{Msg, Shared};
+
+/// The layer's counters, for an app's health endpoint or metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerStats {
+    /// Events waiting in the buffer now.
+    pub queued: usize,
+    pub capacity: usize,
+    /// Rows written so far, including the layer's own dropped-count rows.
+    pub written: u64,
+    /// Events dropped because the buffer was full, since the layer was built.
+    pub dropped: u64,
+}
+
+/// What a flush achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Every event captured before the flush was written within the timeout.
+    pub complete: bool,
+    pub written: u64,
+    pub dropped: u64,
+    /// Events still buffered or being retried when the timeout passed.
+    pub unwritten: u64,
+}
+
+impl fmt::Display for FlushReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "logship: {} application events written, {} dropped because the buffer was full",
+            self.written, self.dropped
+        )?;
+        if !self.complete {
+            write!(
+                f,
+                ", {} not written before the flush timeout",
+                self.unwritten
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the layer's worker running. Dropping it writes what is buffered, waiting at most
+/// the builder's `shutdown_timeout`, and prints one line to stderr if any event was dropped
+/// or left unwritten. Keep it in `main` until the app exits.
+#[must_use = "dropping the guard stops shipping at once: keep it alive until the app exits"]
+#[derive(Debug)]
+pub struct FlushGuard {
+    tx: Sender<Msg>,
+    shared: Arc<Shared>,
+    capacity: usize,
+    timeout: Duration,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl FlushGuard {
+    pub(crate) fn new(
+        tx: Sender<Msg>,
+        shared: Arc<Shared>,
+        capacity: usize,
+        timeout: Duration,
+        worker: JoinHandle<()>,
+    ) -> Self {
+        FlushGuard {
+            tx,
+            shared,
+            capacity,
+            timeout,
+            worker: Some(worker),
+        }
+    }
+
+    pub fn stats(&self) -> LayerStats {
+        LayerStats {
+            queued: self.tx.len(),
+            capacity: self.capacity,
+            written: self.shared.written(),
+            dropped: self.shared.dropped(),
+        }
+    }
+
+    /// Waits until every event captured before this call is written, or `timeout` passes.
+    /// Shipping goes on afterwards.
+    pub fn flush(&self, timeout: Duration) -> FlushReport {
+        self.request(false, timeout)
+    }
+
+    /// Flushes within the builder's `shutdown_timeout` and stops the worker; returns the
+    /// report instead of printing it.
+    pub fn shutdown(mut self) -> FlushReport {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> FlushReport {
+        let report = self.request(true, self.timeout);
+        match self.worker.take() {
+            Some(worker) if report.complete => {
+                let _ = worker.join();
+            }
+            // A worker still retrying is told to give up; it is not waited for.
+            _ => self.shared.abandon(),
+        }
+        report
+    }
+
+    fn request(&self, stop: bool, timeout: Duration) -> FlushReport {
+        let deadline = Instant::now() + timeout;
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
+        let complete = self.worker.is_some()
+            && self
+                .tx
+                .send_deadline(
+                    Msg::Flush {
+                        reply: reply_tx,
+                        stop,
+                    },
+                    deadline,
+                )
+                .is_ok()
+            && reply_rx.recv_deadline(deadline).is_ok();
+        let unwritten = if complete {
+            0
+        } else {
+            (self.tx.len() + self.shared.in_flight()) as u64
+        };
+        FlushReport {
+            complete,
+            written: self.shared.written(),
+            dropped: self.shared.dropped(),
+            unwritten,
+        }
+    }
+}
+
+impl Drop for FlushGuard {
+    fn drop(&mut self) {
+        if self.worker.is_none() {
+            return;
+        }
+        let report = self.stop();
+        if report.dropped > 0 || !report.complete {
+            eprintln!("{report}");
+        }
+    }
+}
