@@ -46,7 +46,6 @@ impl Label {
     }
 
     /// The word PostgreSQL prints.
-    #[cfg(test)]
     pub const fn word(self) -> &'static str {
         match self {
             Label::Detail => "DETAIL",

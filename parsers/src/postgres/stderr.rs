@@ -127,6 +127,10 @@ impl Parser for StderrParser {
             None | Some(b'\t') => return true,
             Some(_) => {}
         }
+        // Most lines start entries: skip the full prefix match unless a label word is there.
+        if !has_label_word(line) {
+            return false;
+        }
         let Some(matched) = self.prefix.match_line(line) else {
             return false;
         };
@@ -147,6 +151,16 @@ impl Parser for StderrParser {
     fn name(&self) -> &'static str {
         "postgres"
     }
+}
+
+/// Whether some `:` in `line` follows one of the label words (`DETAIL:`, ...).
+fn has_label_word(line: &[u8]) -> bool {
+    memchr::memchr_iter(b':', line).any(|colon| {
+        let before = line.get(..colon).unwrap_or_default();
+        Label::ALL
+            .iter()
+            .any(|label| before.ends_with(label.word().as_bytes()))
+    })
 }
 
 /// The message and the labelled parts of one entry, as they are read line by line.
