@@ -17,8 +17,40 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the agent: tail the configured sources and ship their records to Cassandra.
+    Run(ConfigArg),
+    /// Validate the configuration and print what the agent would watch; exit 3 if invalid.
+    CheckConfig(ConfigArg),
     /// Parse a log file (or stdin) and print one JSON record per entry.
     Parse(ParseArgs),
+    /// Print or apply the Cassandra schema (keyspace, tables, indexes).
+    Schema {
+        #[command(subcommand)]
+        action: SchemaAction,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The main config file; drop-ins are read from `conf.d/*.toml` beside it.
+    #[arg(long, short, default_value = "/etc/logship/logship.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaAction {
+    /// Print the CQL that `apply` runs.
+    Print(OptionalConfigArg),
+    /// Create the keyspace, tables and indexes that are missing. Never drops or alters.
+    Apply(OptionalConfigArg),
+}
+
+#[derive(Debug, Args)]
+pub struct OptionalConfigArg {
+    /// The config file whose `[cassandra]` section names the cluster and keyspace.
+    /// Without it, the defaults (127.0.0.1:9042, keyspace logship) are used.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

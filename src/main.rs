@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
+mod app;
 mod cli;
 mod commands;
 

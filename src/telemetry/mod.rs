@@ -2,4 +2,5 @@
 
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod sdnotify;

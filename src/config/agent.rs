@@ -1,0 +1,92 @@
+//! The agent-wide sections: `[agent]`, `[buffer]`, `[batch]`, `[metrics]`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// `[agent]`: where the agent keeps its state and how it names this host.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Directory for checkpoints and the dead-letter file. The systemd unit's
+    /// `StateDirectory=logship` makes `/var/lib/logship` writable for the agent.
+    pub data_dir: PathBuf,
+    /// Host name written with every record. Default: the kernel's host name.
+    pub host: Option<String>,
+    /// Level of the agent's own logs (`error`, `warn`, `info`, `debug`, `trace`).
+    /// The `LOGSHIP_LOG` environment variable overrides it.
+    pub log_level: String,
+    /// How long a SIGTERM drain may take to flush what is buffered before the agent exits;
+    /// keep it below the unit's `TimeoutStopSec` (30 s). What is not acknowledged by then
+    /// is read again at the next start.
+    #[serde(with = "super::duration")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            data_dir: PathBuf::from("/var/lib/logship"),
+            host: None,
+            log_level: "info".to_owned(),
+            shutdown_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// `[buffer]`: the bounded queue between the sources and the sink.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BufferConfig {
+    /// Records the queue holds. When it is full, tailers wait (nothing is dropped: the
+    /// file on disk is the buffer). Memory is about capacity × the mean record size.
+    pub capacity: usize,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig { capacity: 10_000 }
+    }
+}
+
+/// `[batch]`: flush units written to Cassandra.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// A unit is written when it holds this many records...
+    pub max_records: usize,
+    /// ...or when its first record has waited this long, whichever comes first.
+    #[serde(with = "super::duration")]
+    pub linger: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_records: 1000,
+            linger: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `[metrics]`: Prometheus metrics and the health check.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` and `/health` here. Loopback by default: the endpoint has no
+    /// authentication.
+    pub listen: SocketAddr,
+    /// Turn the endpoint off.
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9898)),
+            enabled: true,
+        }
+    }
+}

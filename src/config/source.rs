@@ -1,0 +1,77 @@
+//! `[[source]]`: one group of log files, how to parse them and where their records go.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::Table;
+use crate::tail::ReadFrom;
+
+/// One file source. Its name is the partition's first key part in Cassandra.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Unique name (`nginx`, `syslog`, ...): the `source` column in Cassandra and the
+    /// `source` label of metrics. Letters, digits, `-`, `_` and `.`.
+    pub name: String,
+    /// Absolute glob patterns of the files to follow (`/var/log/nginx/*.log`).
+    /// `*` stays within a directory, `**` crosses directories.
+    pub paths: Vec<String>,
+    /// Globs to leave out. A pattern without `/` matches the file name (`*.gz`). Rotated,
+    /// compressed files should be excluded; `*.gz` is always excluded.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// `nginx`, `nginx-error`, `syslog`, `postgres`, `postgres-csv` or `postgres-json`.
+    pub format: String,
+    /// nginx `log_format` string (format `nginx`); default `combined`.
+    #[serde(default)]
+    pub log_format: Option<String>,
+    /// PostgreSQL `log_line_prefix` (format `postgres`); default `%m [%p] `.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// IANA zone (`Europe/Paris`, `UTC`) for timestamps that carry none (nginx error log,
+    /// RFC 3164 syslog). Default: the host's zone.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Table the records go to. Default `infrastructure_logs`.
+    #[serde(default = "default_table")]
+    pub table: Table,
+    /// How long rows live (`"30d"`), written with `USING TTL`. Default: the table's
+    /// `default_time_to_live` (90 days). Keep TTLs within a table close: see the schema
+    /// notes on TimeWindowCompactionStrategy.
+    #[serde(default, with = "super::duration::option")]
+    pub ttl: Option<Duration>,
+    /// Width of a partition's time bucket (`"1h"`). Size it so one partition holds well
+    /// under 100 MB: lines/s × bucket seconds × bytes per row. Default 1 hour; a busy
+    /// nginx (thousands of lines/s) wants `"5m"`–`"15m"`.
+    #[serde(default = "default_bucket", with = "super::duration")]
+    pub bucket: Duration,
+    /// `"beginning"` or `"end"`: where to start in files found at the agent's first start.
+    /// Files that appear later are always read from their beginning.
+    #[serde(default)]
+    pub read_from: ReadFrom,
+    /// Longest line or multi-line entry kept, in bytes; longer ones are cut and their
+    /// record gets the field `truncated = "true"`. Default 102400.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+    /// How long a multi-line entry (PostgreSQL, syslog continuation lines) waits for its
+    /// next line before it is shipped as complete (`"1s"`).
+    #[serde(default = "default_multiline_timeout", with = "super::duration")]
+    pub multiline_timeout: Duration,
+}
+
+fn default_table() -> Table {
+    Table::InfrastructureLogs
+}
+
+fn default_bucket() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_max_line_bytes() -> usize {
+    100 * 1024
+}
+
+fn default_multiline_timeout() -> Duration {
+    Duration::from_secs(1)
+}

@@ -1,0 +1,265 @@
+//! The Prometheus view of the agent: read from the tailer's, the queue's and the sink's
+//! own counters at scrape time, so the hot paths pay for plain atomics only.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::pipeline::queue::QueueStats;
+use crate::sink::{LATENCY_BOUNDS_SECONDS, Sink};
+use crate::tail::TailMonitor;
+
+/// Everything a scrape reads.
+#[derive(Clone)]
+pub struct Probes {
+    pub tail: TailMonitor,
+    pub queue: Arc<dyn Fn() -> QueueStats + Send + Sync>,
+    /// Set once the sink has connected.
+    pub sink: Arc<OnceLock<Sink>>,
+    /// Records of the agent's own logs read back from a syslog file and not shipped.
+    pub own_records_skipped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl fmt::Debug for Probes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Probes").finish_non_exhaustive()
+    }
+}
+
+/// A registry holding the agent's collector.
+pub fn registry(probes: Probes) -> Registry {
+    let mut registry = Registry::with_prefix("logship");
+    registry.register_collector(Box::new(AgentCollector(probes)));
+    registry
+}
+
+/// Renders the registry as OpenMetrics text.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, registry).is_err() {
+        out.clear();
+    }
+    out
+}
+
+#[derive(Debug)]
+struct AgentCollector(Probes);
+
+fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &[(Vec<(&str, &str)>, u64)],
+) -> fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in series {
+        let metric = ConstCounter::new(*value);
+        metric.encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: &[(Vec<(&str, &str)>, i64)],
+) -> fmt::Result {
+    let mut family = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in series {
+        let metric = ConstGauge::new(*value);
+        metric.encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for AgentCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let tail = self.0.tail.snapshot();
+        let per_source =
+            |f: fn(&crate::tail::SourceStats) -> u64| -> Vec<(Vec<(&str, &str)>, u64)> {
+                tail.sources
+                    .iter()
+                    .map(|s| (vec![("source", &*s.name)], f(s)))
+                    .collect()
+            };
+        counter(
+            &mut enc,
+            "lines_read",
+            "Lines read from files.",
+            &per_source(|s| s.lines),
+        )?;
+        counter(
+            &mut enc,
+            "bytes_read",
+            "Bytes read from files.",
+            &per_source(|s| s.bytes),
+        )?;
+        counter(
+            &mut enc,
+            "records",
+            "Records produced by the parsers.",
+            &per_source(|s| s.records),
+        )?;
+        counter(
+            &mut enc,
+            "parse_errors",
+            "Records whose entry did not parse (shipped with parse_error set).",
+            &per_source(|s| s.parse_errors),
+        )?;
+        gauge(
+            &mut enc,
+            "files_watched",
+            "Files each source follows.",
+            &tail
+                .sources
+                .iter()
+                .map(|s| (vec![("source", &*s.name)], s.files as i64))
+                .collect::<Vec<_>>(),
+        )?;
+        gauge(
+            &mut enc,
+            "open_files",
+            "Log files open now.",
+            &[(vec![], tail.open_files as i64)],
+        )?;
+        let lag: Vec<(Vec<(&str, &str)>, i64)> = tail
+            .files
+            .iter()
+            .map(|f| {
+                let source = f.source.as_deref().unwrap_or("");
+                (vec![("source", source), ("file", &*f.path)], f.lag as i64)
+            })
+            .collect();
+        gauge(
+            &mut enc,
+            "checkpoint_lag_bytes",
+            "Bytes written to a file that Cassandra has not acknowledged yet.",
+            &lag,
+        )?;
+
+        let q = (self.0.queue)();
+        gauge(
+            &mut enc,
+            "buffer_depth",
+            "Records waiting in the buffer.",
+            &[(vec![], q.depth as i64)],
+        )?;
+        gauge(
+            &mut enc,
+            "buffer_capacity",
+            "Records the buffer holds.",
+            &[(vec![], q.capacity as i64)],
+        )?;
+        gauge(
+            &mut enc,
+            "buffer_high_water",
+            "Highest buffer depth since start.",
+            &[(vec![], q.high_water as i64)],
+        )?;
+        counter(
+            &mut enc,
+            "own_records_skipped",
+            "The agent's own log lines read back from a syslog file and not shipped.",
+            &[(
+                vec![],
+                self.0
+                    .own_records_skipped
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            )],
+        )?;
+
+        let Some(sink) = self.0.sink.get() else {
+            return gauge(
+                &mut enc,
+                "sink_connected",
+                "1 once connected to Cassandra.",
+                &[(vec![], 0)],
+            );
+        };
+        gauge(
+            &mut enc,
+            "sink_connected",
+            "1 once connected to Cassandra.",
+            &[(vec![], 1)],
+        )?;
+        let m = sink.metrics();
+        counter(
+            &mut enc,
+            "rows_written",
+            "Rows Cassandra acknowledged.",
+            &[
+                (
+                    vec![("table", "infrastructure_logs")],
+                    m.rows_written_infrastructure,
+                ),
+                (
+                    vec![("table", "application_logs")],
+                    m.rows_written_application,
+                ),
+            ],
+        )?;
+        counter(
+            &mut enc,
+            "units_written",
+            "Flush units fully written.",
+            &[(vec![], m.units_written)],
+        )?;
+        counter(
+            &mut enc,
+            "write_retries",
+            "Flush-unit attempts repeated after a failure.",
+            &[(vec![], m.retries)],
+        )?;
+        counter(
+            &mut enc,
+            "write_failed_requests",
+            "Write requests that failed.",
+            &[(vec![], m.failed_requests)],
+        )?;
+        counter(
+            &mut enc,
+            "rows_truncated",
+            "Rows shortened to max_record_bytes.",
+            &[(vec![], m.rows_truncated)],
+        )?;
+        counter(
+            &mut enc,
+            "rows_dead_lettered",
+            "Records Cassandra refused, written to the dead-letter file.",
+            &[(vec![], m.rows_dead_lettered)],
+        )?;
+        gauge(
+            &mut enc,
+            "circuit_state",
+            "Circuit breaker: 0 closed, 1 half-open, 2 open.",
+            &[(vec![], i64::from(m.circuit.as_gauge()))],
+        )?;
+        let cumulative = m.unit_latency_cumulative();
+        let buckets: Vec<(f64, u64)> = LATENCY_BOUNDS_SECONDS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(cumulative.iter().copied())
+            .collect();
+        let count = cumulative.last().copied().unwrap_or(0);
+        let mut family = enc.encode_descriptor(
+            "write_unit_duration_seconds",
+            "Time to write one flush unit, retries included.",
+            None,
+            MetricType::Histogram,
+        )?;
+        family.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            m.unit_latency_sum.as_secs_f64(),
+            count,
+            &buckets,
+            None,
+        )
+    }
+}
