@@ -1,6 +1,7 @@
 //! What flows between sources and the sink: records with their origin, the bounded queue,
 //! and flush units.
 
+pub mod batch;
 pub mod item;
 
 pub use item::{FileId, FileRecord, Origin, Route, Table};

@@ -1,0 +1,312 @@
+//! The `[cassandra]` section: where the cluster is, how to log in, how hard to push it.
+//!
+//! Kept in the sink (not in the agent's config module) because the tracing Layer, which
+//! pulls no agent code, takes the same settings.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How to reach and write to Cassandra.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CassandraConfig {
+    /// Nodes contacted first, as `host` or `host:port` (`port` applies to bare hosts). The
+    /// driver discovers the rest of the cluster from them.
+    pub contact_points: Vec<String>,
+    /// CQL native transport port for contact points given without one.
+    pub port: u16,
+    /// Keyspace holding `infrastructure_logs` and `application_logs`.
+    pub keyspace: String,
+    /// Replication of the keyspace, used by `logship schema apply` only.
+    pub replication: Replication,
+    /// The datacenter this agent runs in: requests go to its nodes first and
+    /// `LOCAL_QUORUM` counts its replicas. Leave unset for a single-datacenter cluster.
+    pub local_datacenter: Option<String>,
+    /// Consistency of writes.
+    pub consistency: Consistency,
+    /// Role to log in as (PasswordAuthenticator); unset for a cluster without auth.
+    pub username: Option<String>,
+    /// File holding the role's password (one line; the trailing newline is ignored).
+    pub password_file: Option<PathBuf>,
+    /// Client-to-node TLS; unset for plain text.
+    pub tls: Option<TlsConfig>,
+    /// Most write requests in flight at once from this agent.
+    pub request_concurrency: usize,
+    /// Client-side limit on one request, retries excluded (`"12s"`).
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+    /// Limit on opening one connection (`"5s"`).
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
+    /// How a flush unit is sent: `concurrent` prepared inserts or single-partition
+    /// `unlogged_batch`es. See docs/schema.md for the measurement behind the default.
+    pub write_mode: WriteMode,
+    /// Records whose text exceeds this many bytes are truncated and flagged
+    /// (`truncated = true`), so no single row nears Cassandra's mutation limit.
+    pub max_record_bytes: usize,
+    /// Table default TTL (`default_time_to_live`) and the basis of the compaction window;
+    /// used by `logship schema apply` only (`"90d"`).
+    #[serde(with = "duration")]
+    pub default_ttl: Duration,
+    /// Retry pacing for timeouts, unavailable and overloaded nodes, lost connections.
+    pub retry: RetryConfig,
+}
+
+impl Default for CassandraConfig {
+    fn default() -> Self {
+        CassandraConfig {
+            contact_points: vec!["127.0.0.1".to_owned()],
+            port: 9042,
+            keyspace: "logship".to_owned(),
+            replication: Replication::default(),
+            local_datacenter: None,
+            consistency: Consistency::LocalQuorum,
+            username: None,
+            password_file: None,
+            tls: None,
+            request_concurrency: 128,
+            request_timeout: Duration::from_secs(12),
+            connect_timeout: Duration::from_secs(5),
+            write_mode: WriteMode::default(),
+            max_record_bytes: 1 << 20,
+            default_ttl: Duration::from_secs(90 * 86_400),
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+impl CassandraConfig {
+    /// Contact points with the port filled in, as the driver and error messages show them.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.contact_points
+            .iter()
+            .map(|cp| with_port(cp, self.port))
+            .collect()
+    }
+
+    /// The contact points as one string for error messages.
+    pub fn endpoints_display(&self) -> String {
+        self.endpoints().join(", ")
+    }
+}
+
+/// `host` → `host:port`; `host:port`, `[v6]:port` kept; a bare IPv6 address bracketed.
+fn with_port(contact_point: &str, port: u16) -> String {
+    let cp = contact_point.trim();
+    if cp.starts_with('[') {
+        if cp.contains("]:") {
+            cp.to_owned()
+        } else {
+            format!("{cp}:{port}")
+        }
+    } else if cp.matches(':').count() > 1 {
+        format!("[{cp}]:{port}")
+    } else if cp.contains(':') {
+        cp.to_owned()
+    } else {
+        format!("{cp}:{port}")
+    }
+}
+
+/// Keyspace replication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "class", deny_unknown_fields)]
+pub enum Replication {
+    /// One ring, `replication_factor` copies: a development node (RF 1).
+    SimpleStrategy { replication_factor: u32 },
+    /// Copies per datacenter, e.g. `datacenters = { dc1 = 3, dc2 = 3 }`: production.
+    NetworkTopologyStrategy { datacenters: BTreeMap<String, u32> },
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication::SimpleStrategy {
+            replication_factor: 1,
+        }
+    }
+}
+
+/// Client-to-node encryption.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM file of the CA (or the node certificate itself) that signs the nodes'
+    /// certificates; required. Nodes are checked against their IP address, so their
+    /// certificates need it as a subject alternative name (`SAN=IP:10.0.0.5`).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain, when the cluster requires client authentication.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+}
+
+/// Write consistency, as CQL names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Consistency {
+    Any,
+    One,
+    Two,
+    Three,
+    Quorum,
+    All,
+    LocalQuorum,
+    EachQuorum,
+    LocalOne,
+}
+
+impl Consistency {
+    pub(crate) fn to_driver(self) -> scylla::frame::types::Consistency {
+        use scylla::frame::types::Consistency as C;
+        match self {
+            Consistency::Any => C::Any,
+            Consistency::One => C::One,
+            Consistency::Two => C::Two,
+            Consistency::Three => C::Three,
+            Consistency::Quorum => C::Quorum,
+            Consistency::All => C::All,
+            Consistency::LocalQuorum => C::LocalQuorum,
+            Consistency::EachQuorum => C::EachQuorum,
+            Consistency::LocalOne => C::LocalOne,
+        }
+    }
+}
+
+/// How a flush unit's rows are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// One prepared, idempotent insert per row, at most `request_concurrency` in flight.
+    #[default]
+    Concurrent,
+    /// Rows grouped by partition, one `UNLOGGED` batch per partition (never across
+    /// partitions), at most `request_concurrency` batches in flight.
+    UnloggedBatch,
+}
+
+/// Exponential backoff with full jitter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// First wait after a failed attempt (`"100ms"`).
+    #[serde(with = "duration")]
+    pub initial_backoff: Duration,
+    /// Longest wait between attempts (`"10s"`).
+    #[serde(with = "duration")]
+    pub max_backoff: Duration,
+    /// Consecutive failed attempts that open the circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long the open breaker waits before a probe (`"5s"`); doubles while probes fail,
+    /// up to `max_backoff` × 6.
+    #[serde(with = "duration")]
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Durations as `"500ms"`, `"12s"`, `"90d"`, `"1h 30m"` or ISO 8601 (`"PT12S"`, `"P90D"`);
+/// a day is 24 hours.
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).map_err(de::Error::custom)
+    }
+
+    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}ms", value.as_millis()))
+    }
+
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        let bad =
+            || format!("invalid duration {text:?} (expected e.g. \"500ms\", \"12s\", \"90d\")");
+        let span: jiff::Span = text.trim().parse().map_err(|_| bad())?;
+        if span.is_negative() {
+            return Err(format!("duration {text:?} must not be negative"));
+        }
+        let nanos = span
+            .total((
+                jiff::Unit::Nanosecond,
+                jiff::SpanRelativeTo::days_are_24_hours(),
+            ))
+            .map_err(|_| bad())?;
+        Ok(Duration::from_nanos(nanos as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_a_local_dev_node() {
+        let c = CassandraConfig::default();
+        assert_eq!(c.endpoints(), ["127.0.0.1:9042"]);
+        assert_eq!(c.consistency, Consistency::LocalQuorum);
+        assert_eq!(c.default_ttl, Duration::from_secs(7_776_000));
+    }
+
+    #[test]
+    fn contact_points_get_the_port_unless_they_have_one() {
+        let c = CassandraConfig {
+            contact_points: vec![
+                "db1".into(),
+                "db2:9142".into(),
+                "::1".into(),
+                "[::1]:9000".into(),
+            ],
+            port: 9043,
+            ..CassandraConfig::default()
+        };
+        assert_eq!(
+            c.endpoints(),
+            ["db1:9043", "db2:9142", "[::1]:9043", "[::1]:9000"]
+        );
+    }
+
+    #[test]
+    fn durations_accept_days_and_reject_garbage() {
+        assert_eq!(duration::parse("90d"), Ok(Duration::from_secs(7_776_000)));
+        assert_eq!(duration::parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration::parse("PT12S"), Ok(Duration::from_secs(12)));
+        assert!(duration::parse("soon").is_err());
+        assert!(duration::parse("-1s").unwrap_err().contains("negative"));
+    }
+
+    #[test]
+    fn deserializes_and_rejects_unknown_keys() {
+        let c: CassandraConfig = serde_json::from_str(
+            r#"{"contact_points":["10.0.0.1"],"consistency":"LOCAL_ONE",
+                "replication":{"class":"NetworkTopologyStrategy","datacenters":{"dc1":3}},
+                "request_timeout":"2s","write_mode":"unlogged_batch",
+                "tls":{"ca_file":"/etc/ca.pem"}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.consistency, Consistency::LocalOne);
+        assert_eq!(c.request_timeout, Duration::from_secs(2));
+        assert_eq!(c.write_mode, WriteMode::UnloggedBatch);
+        assert!(matches!(
+            c.replication,
+            Replication::NetworkTopologyStrategy { ref datacenters } if datacenters["dc1"] == 3
+        ));
+        let err = serde_json::from_str::<CassandraConfig>(r#"{"contact_point":"x"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `contact_point`"), "{err}");
+    }
+}

@@ -1,0 +1,94 @@
+//! Records Cassandra refused for good: appended as JSON lines, with the reason, to
+//! `<data_dir>/dead-letter.jsonl`, so they are never silently lost and never block the
+//! pipeline. Without a data directory they are logged at ERROR, whole.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use super::error::SinkError;
+
+/// The file name inside the data directory.
+pub const FILE_NAME: &str = "dead-letter.jsonl";
+
+/// One refused record, as written to the file.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetterEntry {
+    /// When it was refused (RFC 3339, UTC).
+    pub refused_at: String,
+    pub table: &'static str,
+    pub id: String,
+    pub reason: String,
+    /// The record itself (its `Record` or `AppEvent` fields).
+    pub record: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct DeadLetter {
+    path: Option<PathBuf>,
+    lock: Arc<Mutex<()>>,
+}
+
+impl DeadLetter {
+    pub fn new(dir: Option<PathBuf>) -> DeadLetter {
+        DeadLetter {
+            path: dir.map(|d| d.join(FILE_NAME)),
+            lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// Appends and syncs the entries before the unit is acknowledged.
+    pub async fn write(&self, entries: Vec<DeadLetterEntry>) -> Result<(), SinkError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let Some(path) = self.path.clone() else {
+            for e in &entries {
+                let record = e.record.to_string();
+                tracing::error!(
+                    table = e.table,
+                    id = %e.id,
+                    reason = %e.reason,
+                    "Cassandra refused a record and no data directory is set for the dead-letter file: {record}"
+                );
+            }
+            return Ok(());
+        };
+        for e in &entries {
+            tracing::warn!(table = e.table, id = %e.id, reason = %e.reason, path = %path.display(),
+                "Cassandra refused a record; written to the dead-letter file");
+        }
+        let lock = Arc::clone(&self.lock);
+        let result = tokio::task::spawn_blocking(move || {
+            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            append(&path, &entries).map_err(|source| SinkError::DeadLetter { path, source })
+        })
+        .await;
+        match result {
+            Ok(r) => r,
+            Err(join) => Err(SinkError::DeadLetter {
+                path: self.path.clone().unwrap_or_default(),
+                source: std::io::Error::other(join.to_string()),
+            }),
+        }
+    }
+}
+
+fn append(path: &std::path::Path, entries: &[DeadLetterEntry]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut buf = Vec::new();
+    for e in entries {
+        serde_json::to_writer(&mut buf, e).map_err(std::io::Error::other)?;
+        buf.push(b'\n');
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(&buf)?;
+    f.sync_data()
+}

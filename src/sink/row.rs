@@ -1,0 +1,533 @@
+//! Turning records into rows: deterministic ids, partition keys, bound values.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use logship_parsers::Level;
+use scylla::SerializeRow;
+use scylla::value::{CqlDate, CqlTimestamp, MaybeUnset};
+use uuid::Uuid;
+
+use crate::pipeline::FileRecord;
+
+/// Namespace of logship's UUID v5 row ids (a fixed random UUID: changing it would make
+/// re-sent records land as new rows).
+const ROW_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c6f_6773_6869_5004_a1b2_9c3d_5e7f_0815);
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// The id of a file record's row: the same host, file and byte offset always give the same
+/// id, so a record re-sent after a crash overwrites its own row instead of adding one.
+pub fn file_row_id(host: &str, file: crate::pipeline::FileId, offset: u64) -> Uuid {
+    let mut name = Vec::with_capacity(host.len() + 1 + 32);
+    name.extend_from_slice(host.as_bytes());
+    name.push(0);
+    name.extend_from_slice(&file.dev.to_be_bytes());
+    name.extend_from_slice(&file.inode.to_be_bytes());
+    name.extend_from_slice(&file.fingerprint.to_be_bytes());
+    name.extend_from_slice(&offset.to_be_bytes());
+    Uuid::new_v5(&ROW_ID_NAMESPACE, &name)
+}
+
+/// An event of an application, captured by the tracing Layer (issue 7), on its way to
+/// `application_logs`. Its id is fixed at capture, so retries never duplicate it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppEvent {
+    pub id: Uuid,
+    pub timestamp: Timestamp,
+    pub level: Level,
+    pub service: Arc<str>,
+    pub host: Arc<str>,
+    pub target: Cow<'static, str>,
+    pub module: Option<Cow<'static, str>>,
+    pub file: Option<Cow<'static, str>>,
+    pub line: Option<u32>,
+    pub message: String,
+    /// The event's own fields, rendered to text.
+    pub fields: BTreeMap<String, String>,
+    /// Fields of every enclosing span, outermost first (inner spans win on a clash).
+    pub span_fields: BTreeMap<String, String>,
+    pub request_id: Option<String>,
+    pub trace_id: Option<String>,
+}
+
+impl AppEvent {
+    /// A fresh random id for an event being captured.
+    pub fn new_id() -> Uuid {
+        Uuid::new_v4()
+    }
+}
+
+/// Storage settings shared by every event of one application (the Layer's builder).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRoute {
+    /// Written with `USING TTL`; `None` keeps the table's default.
+    pub ttl: Option<Duration>,
+    /// Width of the partition's time bucket.
+    pub bucket: Duration,
+}
+
+impl Default for AppRoute {
+    fn default() -> Self {
+        AppRoute {
+            ttl: None,
+            bucket: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Where a row lands: its partition key and clustering position, computed from the
+/// record's timestamp (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub day: CqlDate,
+    /// Start of the time bucket, in seconds since the day's UTC midnight.
+    pub bucket: i32,
+    pub ts: CqlTimestamp,
+    /// Nanoseconds below the millisecond, which a CQL `timestamp` cannot hold.
+    pub ts_nanos: i32,
+}
+
+impl Placement {
+    pub fn of(timestamp: Timestamp, bucket: Duration) -> Placement {
+        let nanos = timestamp.as_nanosecond();
+        let ms = nanos.div_euclid(1_000_000) as i64;
+        let sub_ms = nanos.rem_euclid(1_000_000) as i32;
+        let days = ms.div_euclid(MS_PER_DAY);
+        let ms_of_day = ms.rem_euclid(MS_PER_DAY);
+        let width = bucket_width_secs(bucket);
+        let sec_of_day = ms_of_day / 1000;
+        Placement {
+            // CQL dates count days from 2^31 = 1970-01-01; jiff's range fits easily.
+            day: CqlDate((days + (1_i64 << 31)) as u32),
+            bucket: (sec_of_day - sec_of_day % width) as i32,
+            ts: CqlTimestamp(ms),
+            ts_nanos: sub_ms,
+        }
+    }
+
+    /// The instant back from a stored `ts` and `ts_nanos`.
+    pub fn timestamp(ts: CqlTimestamp, ts_nanos: i32) -> Option<Timestamp> {
+        Timestamp::from_nanosecond(i128::from(ts.0) * 1_000_000 + i128::from(ts_nanos)).ok()
+    }
+
+    /// The bucket start a query for instant `t` must name, for a source with this width.
+    pub fn bucket_of(t: Timestamp, bucket: Duration) -> i32 {
+        Placement::of(t, bucket).bucket
+    }
+}
+
+/// A bucket is between one second and one day wide; widths are counted from midnight, so
+/// a width that does not divide a day gives a shorter last bucket.
+pub fn bucket_width_secs(bucket: Duration) -> i64 {
+    (bucket.as_secs() as i64).clamp(1, 86_400)
+}
+
+/// Converts a TTL for `USING TTL ?`: unset keeps the table default; at least 1 s, because
+/// `TTL 0` would mean "never expire".
+pub(crate) fn ttl_value(ttl: Option<Duration>) -> MaybeUnset<i32> {
+    match ttl {
+        Some(t) => MaybeUnset::Set(t.as_secs().clamp(1, i32::MAX as u64) as i32),
+        None => MaybeUnset::Unset,
+    }
+}
+
+/// Binding an empty map or a missing value as unset writes no cell at all: a null would
+/// write a tombstone per row.
+fn unset_if_empty(map: &BTreeMap<String, String>) -> MaybeUnset<&BTreeMap<String, String>> {
+    if map.is_empty() {
+        MaybeUnset::Unset
+    } else {
+        MaybeUnset::Set(map)
+    }
+}
+
+fn unset_if_none<T>(v: Option<T>) -> MaybeUnset<T> {
+    v.map_or(MaybeUnset::Unset, MaybeUnset::Set)
+}
+
+/// The bound values of one `infrastructure_logs` insert, in the statement's order.
+#[derive(Debug, Clone, SerializeRow)]
+#[scylla(flavor = "enforce_order", skip_name_checks)]
+pub(crate) struct InfraValues<'a> {
+    pub source: &'a str,
+    pub host: &'a str,
+    pub day: CqlDate,
+    pub bucket: i32,
+    pub ts: CqlTimestamp,
+    pub id: Uuid,
+    pub ts_nanos: i32,
+    pub level: &'a str,
+    pub message: &'a str,
+    pub fields: MaybeUnset<&'a BTreeMap<String, String>>,
+    pub parse_error: MaybeUnset<&'a str>,
+    pub file_path: &'a str,
+    pub file_offset: i64,
+    pub truncated: MaybeUnset<bool>,
+    pub ttl: MaybeUnset<i32>,
+}
+
+/// The bound values of one `application_logs` insert, in the statement's order.
+#[derive(Debug, Clone, SerializeRow)]
+#[scylla(flavor = "enforce_order", skip_name_checks)]
+pub(crate) struct AppValues<'a> {
+    pub service: &'a str,
+    pub host: &'a str,
+    pub day: CqlDate,
+    pub bucket: i32,
+    pub ts: CqlTimestamp,
+    pub id: Uuid,
+    pub ts_nanos: i32,
+    pub level: &'a str,
+    pub target: &'a str,
+    pub module: MaybeUnset<&'a str>,
+    pub file: MaybeUnset<&'a str>,
+    pub line: MaybeUnset<i32>,
+    pub message: &'a str,
+    pub fields: MaybeUnset<&'a BTreeMap<String, String>>,
+    pub span_fields: MaybeUnset<&'a BTreeMap<String, String>>,
+    pub request_id: MaybeUnset<&'a str>,
+    pub trace_id: MaybeUnset<&'a str>,
+    pub truncated: MaybeUnset<bool>,
+    pub ttl: MaybeUnset<i32>,
+}
+
+/// A row ready to bind, owning whatever had to be cut down to fit.
+#[derive(Debug, Clone)]
+pub(crate) enum Row<'a> {
+    Infra(Box<InfraRow<'a>>),
+    App(Box<AppRow<'a>>),
+}
+
+/// The partition a row belongs to, for grouping a unit into single-partition batches.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct PartitionKey<'a> {
+    pub name: &'a str,
+    pub host: &'a str,
+    pub day: u32,
+    pub bucket: i32,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct InfraRow<'a> {
+    pub record: &'a FileRecord,
+    pub id: Uuid,
+    pub place: Placement,
+    pub cut: Option<Cut>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct AppRow<'a> {
+    pub event: &'a AppEvent,
+    pub route: &'a AppRoute,
+    pub place: Placement,
+    pub cut: Option<Cut>,
+}
+
+/// The parts of an oversized record that were shortened to fit `max_record_bytes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cut {
+    pub message: String,
+    pub fields: BTreeMap<String, String>,
+    pub extra: Option<String>,
+}
+
+impl<'a> Row<'a> {
+    pub fn file(record: &'a FileRecord, max_bytes: usize) -> Row<'a> {
+        let r = &record.record;
+        let place = Placement::of(r.timestamp, record.route.bucket);
+        let id = file_row_id(&r.host, record.origin.file, record.origin.start);
+        let cut = cut_to_fit(&r.message, &r.fields, r.parse_error.as_deref(), max_bytes);
+        Row::Infra(Box::new(InfraRow {
+            record,
+            id,
+            place,
+            cut,
+        }))
+    }
+
+    pub fn app(event: &'a AppEvent, route: &'a AppRoute, max_bytes: usize) -> Row<'a> {
+        let place = Placement::of(event.timestamp, route.bucket);
+        let mut fields_bytes = event
+            .span_fields
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        fields_bytes += event.target.len();
+        let cut = cut_to_fit(
+            &event.message,
+            &event.fields,
+            None,
+            max_bytes.saturating_sub(fields_bytes),
+        );
+        Row::App(Box::new(AppRow {
+            event,
+            route,
+            place,
+            cut,
+        }))
+    }
+
+    pub fn truncated(&self) -> bool {
+        match self {
+            Row::Infra(r) => r.cut.is_some(),
+            Row::App(r) => r.cut.is_some(),
+        }
+    }
+
+    pub fn partition(&self) -> PartitionKey<'_> {
+        match self {
+            Row::Infra(r) => PartitionKey {
+                name: &r.record.route.source,
+                host: &r.record.record.host,
+                day: r.place.day.0,
+                bucket: r.place.bucket,
+            },
+            Row::App(r) => PartitionKey {
+                name: &r.event.service,
+                host: &r.event.host,
+                day: r.place.day.0,
+                bucket: r.place.bucket,
+            },
+        }
+    }
+
+    /// Rough size on the wire, for splitting batches.
+    pub fn approx_bytes(&self) -> usize {
+        let map = |m: &BTreeMap<String, String>| {
+            m.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>()
+        };
+        match self {
+            Row::Infra(r) => match &r.cut {
+                Some(c) => 128 + c.message.len() + map(&c.fields),
+                None => {
+                    let rec = &r.record.record;
+                    128 + rec.message.len()
+                        + map(&rec.fields)
+                        + rec.parse_error.as_ref().map_or(0, String::len)
+                }
+            },
+            Row::App(r) => {
+                let e = r.event;
+                let (message, fields) = match &r.cut {
+                    Some(c) => (c.message.len(), map(&c.fields)),
+                    None => (e.message.len(), map(&e.fields)),
+                };
+                160 + message + fields + map(&e.span_fields)
+            }
+        }
+    }
+
+    pub fn infra_values(r: &'a InfraRow<'a>) -> InfraValues<'a> {
+        let rec = &r.record.record;
+        let (message, fields, parse_error) = match &r.cut {
+            Some(c) => (c.message.as_str(), &c.fields, c.extra.as_deref()),
+            None => (
+                rec.message.as_str(),
+                &rec.fields,
+                rec.parse_error.as_deref(),
+            ),
+        };
+        InfraValues {
+            source: &r.record.route.source,
+            host: &rec.host,
+            day: r.place.day,
+            bucket: r.place.bucket,
+            ts: r.place.ts,
+            id: r.id,
+            ts_nanos: r.place.ts_nanos,
+            level: rec.level.as_str(),
+            message,
+            fields: unset_if_empty(fields),
+            parse_error: unset_if_none(parse_error),
+            file_path: &r.record.origin.path,
+            file_offset: r.record.origin.start.min(i64::MAX as u64) as i64,
+            truncated: if r.cut.is_some() {
+                MaybeUnset::Set(true)
+            } else {
+                MaybeUnset::Unset
+            },
+            ttl: ttl_value(r.record.route.ttl),
+        }
+    }
+
+    pub fn app_values(r: &'a AppRow<'a>) -> AppValues<'a> {
+        let e = r.event;
+        let (message, fields) = match &r.cut {
+            Some(c) => (c.message.as_str(), &c.fields),
+            None => (e.message.as_str(), &e.fields),
+        };
+        AppValues {
+            service: &e.service,
+            host: &e.host,
+            day: r.place.day,
+            bucket: r.place.bucket,
+            ts: r.place.ts,
+            id: e.id,
+            ts_nanos: r.place.ts_nanos,
+            level: e.level.as_str(),
+            target: &e.target,
+            module: unset_if_none(e.module.as_deref()),
+            file: unset_if_none(e.file.as_deref()),
+            line: unset_if_none(e.line.map(|l| l.min(i32::MAX as u32) as i32)),
+            message,
+            fields: unset_if_empty(fields),
+            span_fields: unset_if_empty(&e.span_fields),
+            request_id: unset_if_none(e.request_id.as_deref()),
+            trace_id: unset_if_none(e.trace_id.as_deref()),
+            truncated: if r.cut.is_some() {
+                MaybeUnset::Set(true)
+            } else {
+                MaybeUnset::Unset
+            },
+            ttl: ttl_value(r.route.ttl),
+        }
+    }
+}
+
+/// Shortens a record whose text exceeds `max_bytes`: fields are kept in key order while
+/// they fit in a quarter of the budget, the parse error is capped at 1 KiB, and the
+/// message gets the rest. `None` when it already fits.
+fn cut_to_fit(
+    message: &str,
+    fields: &BTreeMap<String, String>,
+    extra: Option<&str>,
+    max_bytes: usize,
+) -> Option<Cut> {
+    let field_bytes: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let total = message.len() + field_bytes + extra.map_or(0, str::len);
+    if total <= max_bytes {
+        return None;
+    }
+    let mut kept = BTreeMap::new();
+    let mut used = 0;
+    for (k, v) in fields {
+        let n = k.len() + v.len();
+        if used + n > max_bytes / 4 {
+            continue;
+        }
+        used += n;
+        kept.insert(k.clone(), v.clone());
+    }
+    let extra = extra.map(|e| prefix_at_char(e, 1024).to_owned());
+    used += extra.as_ref().map_or(0, String::len);
+    let message = prefix_at_char(message, max_bytes.saturating_sub(used)).to_owned();
+    Some(Cut {
+        message,
+        fields: kept,
+        extra,
+    })
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn prefix_at_char(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::FileId;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn file_row_ids_depend_on_host_file_and_offset_only() {
+        let f = FileId {
+            dev: 1,
+            inode: 2,
+            fingerprint: 3,
+        };
+        let a = file_row_id("web1", f, 100);
+        assert_eq!(a, file_row_id("web1", f, 100));
+        assert_ne!(a, file_row_id("web2", f, 100));
+        assert_ne!(a, file_row_id("web1", f, 101));
+        assert_ne!(
+            a,
+            file_row_id(
+                "web1",
+                FileId {
+                    fingerprint: 4,
+                    ..f
+                },
+                100
+            )
+        );
+        assert_eq!(a.get_version_num(), 5);
+    }
+
+    #[test]
+    fn placement_splits_day_bucket_and_sub_millisecond() {
+        let p = Placement::of(
+            ts("2024-03-10T13:47:05.123456789Z"),
+            Duration::from_secs(3600),
+        );
+        // 2024-03-10 is day 19792 after the epoch.
+        assert_eq!(p.day, CqlDate((1 << 31) + 19792));
+        assert_eq!(p.bucket, 13 * 3600);
+        assert_eq!(p.ts_nanos, 456_789);
+        assert_eq!(
+            Placement::timestamp(p.ts, p.ts_nanos),
+            Some(ts("2024-03-10T13:47:05.123456789Z"))
+        );
+        let q = Placement::of(ts("2024-03-10T13:47:05Z"), Duration::from_secs(600));
+        assert_eq!(q.bucket, 13 * 3600 + 40 * 60);
+    }
+
+    #[test]
+    fn placement_handles_instants_before_the_epoch() {
+        let p = Placement::of(ts("1969-12-31T23:59:59.999500Z"), Duration::from_secs(60));
+        assert_eq!(p.day, CqlDate((1 << 31) - 1));
+        assert_eq!(p.bucket, 86_340);
+        assert_eq!(p.ts, CqlTimestamp(-1));
+        assert_eq!(p.ts_nanos, 500_000);
+    }
+
+    #[test]
+    fn oversized_records_are_cut_on_char_boundaries() {
+        let fields: BTreeMap<_, _> = [
+            ("a".to_owned(), "x".repeat(10)),
+            ("b".to_owned(), "y".repeat(500)),
+        ]
+        .into_iter()
+        .collect();
+        let msg = "é".repeat(1000);
+        assert!(cut_to_fit("short", &fields, None, 4096).is_none());
+        let cut = cut_to_fit(&msg, &fields, Some("err"), 1001).unwrap();
+        assert_eq!(
+            cut.fields.len(),
+            1,
+            "the 501-byte field does not fit a quarter"
+        );
+        assert_eq!(cut.extra.as_deref(), Some("err"));
+        let total = cut.message.len() + 11 + 3;
+        assert!(total <= 1001, "{total}");
+        assert!(cut.message.len() >= 986);
+        assert!(cut.message.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn ttl_never_becomes_zero() {
+        assert!(matches!(ttl_value(None), MaybeUnset::Unset));
+        assert!(matches!(
+            ttl_value(Some(Duration::from_millis(10))),
+            MaybeUnset::Set(1)
+        ));
+        assert!(matches!(
+            ttl_value(Some(Duration::from_secs(86_400))),
+            MaybeUnset::Set(86_400)
+        ));
+    }
+}

@@ -1,0 +1,229 @@
+//! Opening the driver session: contact points, DC-aware routing, credentials, TLS, and
+//! connect errors that say in one line which node refused what.
+
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::{
+    ConnectionError, ConnectionPoolError, DbError, ExecutionError, MetadataError, NewSessionError,
+    RequestAttemptError,
+};
+use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::policies::retry::FallthroughRetryPolicy;
+
+use super::config::{CassandraConfig, TlsConfig};
+use super::error::SinkError;
+
+/// Connects to the cluster. Fails fast with a one-line error naming the contact points
+/// when none answers, the login is refused or TLS fails.
+pub async fn connect(config: &CassandraConfig) -> Result<Session, SinkError> {
+    if config.contact_points.is_empty() {
+        return Err(SinkError::Config("contact_points is empty".to_owned()));
+    }
+    let mut policy = DefaultPolicy::builder().token_aware(true);
+    if let Some(dc) = &config.local_datacenter {
+        policy = policy
+            .prefer_datacenter(dc.clone())
+            .permit_dc_failover(false);
+    }
+    // The sink retries itself (retry.rs) with backoff and a breaker; a driver retry
+    // underneath would multiply attempts and hide failures from the breaker.
+    let profile = ExecutionProfile::builder()
+        .consistency(config.consistency.to_driver())
+        .request_timeout(Some(config.request_timeout))
+        .load_balancing_policy(policy.build())
+        .retry_policy(Arc::new(FallthroughRetryPolicy))
+        .build();
+    let mut builder = SessionBuilder::new()
+        .known_nodes(config.endpoints())
+        .connection_timeout(config.connect_timeout)
+        .default_execution_profile_handle(profile.into_handle());
+    if let Some(user) = &config.username {
+        let password = read_password(config)?;
+        builder = builder.user(user.clone(), password);
+    } else if config.password_file.is_some() {
+        return Err(SinkError::Config(
+            "password_file is set but username is not".to_owned(),
+        ));
+    }
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_context(Some(tls_context(tls)?));
+    }
+    let timeout = config.connect_timeout * 3;
+    let session = tokio::time::timeout(timeout, builder.build())
+        .await
+        .map_err(|_| SinkError::Unreachable {
+            contact_points: config.endpoints_display(),
+            reason: format!("no answer within {} s", timeout.as_secs()),
+        })?
+        .map_err(|e| describe_connect_error(config, &e))?;
+    Ok(session)
+}
+
+fn read_password(config: &CassandraConfig) -> Result<String, SinkError> {
+    let Some(path) = &config.password_file else {
+        return Err(SinkError::Config(
+            "username is set but password_file is not".to_owned(),
+        ));
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        SinkError::Config(format!("cannot read password_file {}: {e}", path.display()))
+    })?;
+    let password = text.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err(SinkError::Config(format!(
+            "password_file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(password.to_owned())
+}
+
+/// A rustls client config trusting `ca_file`, with a client identity when given.
+/// Nodes are checked against their IP address (the driver's `ServerName`), so their
+/// certificates need `SAN=IP:<address>`.
+fn tls_context(tls: &TlsConfig) -> Result<Arc<rustls::ClientConfig>, SinkError> {
+    let Some(ca_file) = &tls.ca_file else {
+        return Err(SinkError::Config(
+            "tls.ca_file is required: the PEM CA (or node certificate) that signs the nodes"
+                .to_owned(),
+        ));
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| SinkError::Config(format!("cannot read {}: {e}", path.display())))
+    };
+    let ca_pem = read(ca_file)?;
+    let mut roots = rustls::RootCertStore::empty();
+    let mut added = 0;
+    for cert in CertificateDer::pem_slice_iter(&ca_pem) {
+        let cert =
+            cert.map_err(|e| SinkError::Config(format!("tls.ca_file {}: {e}", ca_file.display())))?;
+        roots
+            .add(cert)
+            .map_err(|e| SinkError::Config(format!("tls.ca_file {}: {e}", ca_file.display())))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(SinkError::Config(format!(
+            "tls.ca_file {} holds no PEM certificate",
+            ca_file.display()
+        )));
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SinkError::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots);
+    let config = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert_file), Some(key_file)) => {
+            let certs = CertificateDer::pem_slice_iter(&read(cert_file)?)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    SinkError::Config(format!("tls.cert_file {}: {e}", cert_file.display()))
+                })?;
+            let key = PrivateKeyDer::from_pem_slice(&read(key_file)?).map_err(|e| {
+                SinkError::Config(format!("tls.key_file {}: {e}", key_file.display()))
+            })?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| SinkError::Config(format!("TLS client certificate: {e}")))?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => {
+            return Err(SinkError::Config(
+                "tls.cert_file and tls.key_file go together".to_owned(),
+            ));
+        }
+    };
+    Ok(Arc::new(config))
+}
+
+/// Sorts a connect failure into unreachable / authentication / TLS, with the driver's
+/// innermost reason.
+fn describe_connect_error(config: &CassandraConfig, e: &NewSessionError) -> SinkError {
+    let contact_points = config.endpoints_display();
+    let reason = match e {
+        NewSessionError::MetadataError(MetadataError::ConnectionPoolError(pool)) => {
+            match pool_cause(pool) {
+                Some(conn) => return classify_connection_error(config, conn),
+                None => pool.to_string(),
+            }
+        }
+        other => other.to_string(),
+    };
+    SinkError::Unreachable {
+        contact_points,
+        reason: one_line(&reason),
+    }
+}
+
+fn pool_cause(pool: &ConnectionPoolError) -> Option<&ConnectionError> {
+    match pool {
+        ConnectionPoolError::Broken {
+            last_connection_error,
+        } => Some(last_connection_error),
+        _ => None,
+    }
+}
+
+fn classify_connection_error(config: &CassandraConfig, e: &ConnectionError) -> SinkError {
+    let contact_points = config.endpoints_display();
+    let text = one_line(&e.to_string());
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("authenticat") || lower.contains("username") || lower.contains("password") {
+        SinkError::Authentication {
+            contact_points,
+            user: config.username.clone().unwrap_or_default(),
+            reason: text,
+        }
+    } else if lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake")
+    {
+        SinkError::Tls {
+            contact_points,
+            reason: text,
+        }
+    } else {
+        SinkError::Unreachable {
+            contact_points,
+            reason: text,
+        }
+    }
+}
+
+/// The reason Cassandra (or the driver) gave, on one line.
+pub(crate) fn describe_execution_error(e: &ExecutionError) -> String {
+    match e {
+        ExecutionError::LastAttemptError(RequestAttemptError::DbError(db, msg)) => {
+            one_line(&format!("{}: {msg}", db_error_name(db)))
+        }
+        other => one_line(&other.to_string()),
+    }
+}
+
+fn db_error_name(db: &DbError) -> &'static str {
+    match db {
+        DbError::SyntaxError => "syntax error",
+        DbError::Invalid => "invalid request",
+        DbError::AlreadyExists { .. } => "already exists",
+        DbError::Unauthorized => "unauthorized",
+        DbError::AuthenticationError => "authentication failed",
+        DbError::Unavailable { .. } => "unavailable",
+        DbError::Overloaded => "overloaded",
+        DbError::WriteTimeout { .. } => "write timeout",
+        DbError::ReadTimeout { .. } => "read timeout",
+        DbError::WriteFailure { .. } => "write failure",
+        DbError::ServerError => "server error",
+        DbError::ConfigError => "config error",
+        DbError::IsBootstrapping => "node bootstrapping",
+        _ => "error",
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
