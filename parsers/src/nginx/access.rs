@@ -61,13 +61,14 @@ enum TimeRank {
 impl Parser for AccessParser {
     fn parse<'a>(&'a self, entry: &'a [u8]) -> Result<Parsed<'a>, ParseError> {
         let format = &self.format;
+        let line = Line::new(entry);
         let mut rest = entry
             .strip_prefix(&*format.lead)
             .ok_or_else(|| ParseError::new("line does not start as the log_format does"))?;
         let mut parsed = Parsed {
             timestamp: None,
             level: Level::Info,
-            message: crate::record::text(entry),
+            message: line.text_of(entry),
             fields: Vec::with_capacity(self.capacity),
         };
         let mut time_rank = TimeRank::None;
@@ -90,8 +91,8 @@ impl Parser for AccessParser {
                 Role::Plain => {}
                 Role::Status => parsed.level = level_of_status(value, &slot.name)?,
                 Role::Request => {
-                    parsed.push(Cow::Borrowed(&*slot.name), unescape(value));
-                    push_request_parts(&mut parsed, value);
+                    parsed.push(Cow::Borrowed(&*slot.name), line.value(value));
+                    push_request_parts(&mut parsed, &line, value);
                     continue;
                 }
                 Role::TimeLocal | Role::TimeIso8601 | Role::Msec => {
@@ -113,7 +114,7 @@ impl Parser for AccessParser {
                     }
                 }
             }
-            parsed.push(Cow::Borrowed(&*slot.name), unescape(value));
+            parsed.push(Cow::Borrowed(&*slot.name), line.value(value));
         }
         if !rest.is_empty() && !rest.starts_with(b" ") {
             return Err(ParseError::new(
@@ -125,6 +126,49 @@ impl Parser for AccessParser {
 
     fn name(&self) -> &'static str {
         "nginx"
+    }
+}
+
+/// The line being parsed. UTF-8 is checked once for the whole line rather than per
+/// value: in a valid line every value cut at ASCII delimiters is valid too.
+struct Line<'a> {
+    bytes: &'a [u8],
+    text: Option<&'a str>,
+    has_escapes: bool,
+}
+
+impl<'a> Line<'a> {
+    fn new(bytes: &'a [u8]) -> Line<'a> {
+        Line {
+            bytes,
+            text: std::str::from_utf8(bytes).ok(),
+            has_escapes: memchr::memchr(b'\\', bytes).is_some(),
+        }
+    }
+
+    /// `part` (a slice of the line) as text, borrowed when valid UTF-8.
+    #[inline]
+    fn text_of(&self, part: &'a [u8]) -> Cow<'a, str> {
+        if let Some(text) = self.text {
+            let start = (part.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
+            if let Some(s) = start
+                .checked_add(part.len())
+                .and_then(|end| text.get(start..end))
+            {
+                return Cow::Borrowed(s);
+            }
+        }
+        crate::record::text(part)
+    }
+
+    /// A value with nginx's escapes undone.
+    #[inline]
+    fn value(&self, part: &'a [u8]) -> Cow<'a, str> {
+        if self.has_escapes && memchr::memchr(b'\\', part).is_some() {
+            unescape(part)
+        } else {
+            self.text_of(part)
+        }
     }
 }
 
@@ -153,7 +197,7 @@ fn level_of_status(value: &[u8], name: &str) -> Result<Level, ParseError> {
 
 /// Adds `method`, `path`, `protocol` when the request is `METHOD target[ HTTP/x.y]`.
 /// Spaces are never escaped by nginx, so the raw value splits like the decoded one.
-fn push_request_parts<'a>(parsed: &mut Parsed<'a>, request: &'a [u8]) {
+fn push_request_parts<'a>(parsed: &mut Parsed<'a>, line: &Line<'a>, request: &'a [u8]) {
     let Some(space) = memchr::memchr(b' ', request) else {
         return;
     };
@@ -175,10 +219,10 @@ fn push_request_parts<'a>(parsed: &mut Parsed<'a>, request: &'a [u8]) {
     if target.is_empty() {
         return;
     }
-    parsed.push("method", crate::record::text(method));
-    parsed.push("path", unescape(target));
+    parsed.push("method", line.text_of(method));
+    parsed.push("path", line.value(target));
     if let Some(protocol) = protocol {
-        parsed.push("protocol", unescape(protocol));
+        parsed.push("protocol", line.value(protocol));
     }
 }
 
