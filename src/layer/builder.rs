@@ -239,15 +239,21 @@ impl LayerBuilder {
             linger: self.linger,
             capacity: self.capacity,
         };
-        let handle =
-            worker::spawn(rx, writer, Arc::clone(&shared), config).map_err(LayerError::Spawn)?;
+        let handle = worker::spawn(rx.clone(), writer, Arc::clone(&shared), config)
+            .map_err(LayerError::Spawn)?;
         let shipper = EventShipper {
             tx: tx.clone(),
             shared: Arc::clone(&shared),
             blocking: self.blocking,
             max_event_bytes: self.max_event_bytes,
         };
-        let guard = FlushGuard::new(tx, shared, self.capacity, self.shutdown_timeout, handle);
+        let guard = FlushGuard::new(
+            (tx, rx),
+            shared,
+            self.capacity,
+            self.shutdown_timeout,
+            handle,
+        );
         let layer = shipper.with_filter(ShipFilter::new(self.level, self.exclude));
         Ok((layer, guard))
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use super::worker::{Msg, Shared};
 
@@ -28,7 +28,8 @@ pub struct FlushReport {
     pub complete: bool,
     pub written: u64,
     pub dropped: u64,
-    /// Events still buffered or being retried when the timeout passed.
+    /// Events still buffered or being retried when the timeout passed: exact after a
+    /// shutdown (which discards them), approximate after [`FlushGuard::flush`].
     pub unwritten: u64,
 }
 
@@ -57,6 +58,8 @@ impl fmt::Display for FlushReport {
 #[derive(Debug)]
 pub struct FlushGuard {
     tx: Sender<Msg>,
+    /// Lets a timed-out shutdown count (and free) what the worker never took.
+    rx: Receiver<Msg>,
     shared: Arc<Shared>,
     capacity: usize,
     timeout: Duration,
@@ -65,7 +68,7 @@ pub struct FlushGuard {
 
 impl FlushGuard {
     pub(crate) fn new(
-        tx: Sender<Msg>,
+        (tx, rx): (Sender<Msg>, Receiver<Msg>),
         shared: Arc<Shared>,
         capacity: usize,
         timeout: Duration,
@@ -73,6 +76,7 @@ impl FlushGuard {
     ) -> Self {
         FlushGuard {
             tx,
+            rx,
             shared,
             capacity,
             timeout,
@@ -102,13 +106,21 @@ impl FlushGuard {
     }
 
     fn stop(&mut self) -> FlushReport {
-        let report = self.request(true, self.timeout);
+        let mut report = self.request(true, self.timeout);
         match self.worker.take() {
             Some(worker) if report.complete => {
                 let _ = worker.join();
             }
             // A worker still retrying is told to give up; it is not waited for.
-            _ => self.shared.abandon(),
+            _ => {
+                self.shared.abandon();
+                let left = self
+                    .rx
+                    .try_iter()
+                    .filter(|m| matches!(m, Msg::Event(_)))
+                    .count();
+                report.unwritten = (left + self.shared.in_flight()) as u64;
+            }
         }
         report
     }
