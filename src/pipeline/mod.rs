@@ -3,5 +3,7 @@
 
 pub mod batch;
 pub mod item;
+pub mod queue;
 
 pub use item::{FileId, FileRecord, Origin, Route, Table};
+pub use queue::{QueueReceiver, QueueSender, QueueStats};

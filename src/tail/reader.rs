@@ -1,0 +1,454 @@
+//! One file being read: where it is, the partial line at its end, and the framing of its
+//! bytes into entries.
+//!
+//! Framing rules:
+//! - Lines end with `\n`; a last line without one waits for it (or for the file to be let
+//!   go after rotation, when it is shipped as it is).
+//! - A line longer than the source's maximum keeps its first `max_line_bytes` bytes and is
+//!   flagged; the rest is skipped without being held in memory.
+//! - NUL bytes at the start of a line are skipped: they are holes left by `copytruncate`
+//!   with a writer that does not append, or by preallocation, never log content. A long
+//!   run is jumped over with `SEEK_DATA`, so a sparse multi-GiB hole costs one syscall.
+//!   NUL bytes inside a line are kept.
+//! - Empty lines produce no record.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use logship_parsers::{Assembler, Entry, Parser};
+
+use crate::pipeline::FileId;
+
+use super::fingerprint;
+
+/// A file's device and inode: how the tailer tells open files apart.
+pub type Key = (u64, u64);
+
+/// A run of NULs at least this long is worth asking the kernel for the next data.
+const HOLE_PROBE: u64 = 64 * 1024;
+
+/// What one read produced.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Complete entries in file order.
+    pub entries: Vec<Entry>,
+    /// Every byte before this offset is in `entries` or produces no record: the checkpoint
+    /// may move here once the entries are acknowledged.
+    pub settled: Option<u64>,
+    pub lines: u64,
+    pub bytes: u64,
+}
+
+/// Whether a read reached the end of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// At the end of what the file holds now.
+    Eof,
+    /// The byte budget ran out first: come back for more.
+    More,
+    /// The file shrank below the read offset (`copytruncate`): reading restarted at 0.
+    Truncated,
+}
+
+/// The path no longer leads to the file we were reading.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("the path now names another file")]
+    Replaced,
+}
+
+#[derive(Debug)]
+pub struct FileReader {
+    pub key: Key,
+    /// Known once the file has a complete head (see [`fingerprint`]).
+    pub id: Option<FileId>,
+    pub path: PathBuf,
+    pub path_str: Arc<str>,
+    file: Option<File>,
+    /// Bytes consumed from the file, including the partial line.
+    offset: u64,
+    line: Vec<u8>,
+    line_start: u64,
+    nul_run: u64,
+    assembler: Assembler,
+    max_line: usize,
+    /// When bytes last arrived (drives the multi-line flush, idle close and rotate wait).
+    pub last_data: Instant,
+    /// When the path stopped leading to this file (rotated away or deleted).
+    pub gone_since: Option<Instant>,
+    /// Where to start if the file turns out to have no checkpoint (`read_from = "end"`).
+    pub start_if_new: u64,
+    /// The file was claimed in the ack tracker and reading has started.
+    pub claimed: bool,
+}
+
+impl FileReader {
+    pub fn new(key: Key, path: PathBuf, max_line: usize, start_if_new: u64) -> Self {
+        let path_str: Arc<str> = path.to_string_lossy().into();
+        FileReader {
+            key,
+            id: None,
+            path,
+            path_str,
+            file: None,
+            offset: 0,
+            line: Vec::new(),
+            line_start: 0,
+            nul_run: 0,
+            assembler: Assembler::new(max_line),
+            max_line,
+            last_data: Instant::now(),
+            gone_since: None,
+            start_if_new,
+            claimed: false,
+        }
+    }
+
+    pub fn set_path(&mut self, path: PathBuf) {
+        self.path_str = path.to_string_lossy().into();
+        self.path = path;
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Opens the file by path and checks it is still the same file.
+    pub fn open(&mut self) -> Result<(), OpenError> {
+        let mut file = File::open(&self.path)?;
+        let meta = file.metadata()?;
+        if (meta.dev(), meta.ino()) != self.key {
+            return Err(OpenError::Replaced);
+        }
+        file.seek(SeekFrom::Start(self.offset))?;
+        self.file = Some(file);
+        Ok(())
+    }
+
+    /// Closes the descriptor; the position and partial line are kept for a reopen.
+    pub fn close(&mut self) {
+        self.file = None;
+    }
+
+    /// Computes the file's identity if its head is complete. Needs the file open.
+    pub fn identify(&mut self) -> io::Result<Option<FileId>> {
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
+        let meta = file.metadata()?;
+        Ok(fingerprint::read_fingerprint(file)?.map(|fp| fingerprint::file_id(&meta, fp)))
+    }
+
+    /// Current size of the open file.
+    pub fn size(&self) -> io::Result<Option<u64>> {
+        self.file
+            .as_ref()
+            .map(|f| f.metadata().map(|m| m.len()))
+            .transpose()
+    }
+
+    /// Moves the read position to `offset` (a checkpoint, or the end for `read_from`).
+    pub fn start_at(&mut self, offset: u64) -> io::Result<()> {
+        if let Some(file) = &mut self.file {
+            file.seek(SeekFrom::Start(offset))?;
+        }
+        self.offset = offset;
+        self.line_start = offset;
+        self.line.clear();
+        self.nul_run = 0;
+        self.assembler = Assembler::new(self.max_line);
+        Ok(())
+    }
+
+    /// Reads up to about `budget` bytes, framing them into `out`.
+    pub fn read(
+        &mut self,
+        buf: &mut [u8],
+        budget: u64,
+        parser: &dyn Parser,
+        out: &mut Batch,
+    ) -> io::Result<ReadStatus> {
+        let Some(file) = &mut self.file else {
+            return Ok(ReadStatus::Eof);
+        };
+        let shrunk = file.metadata()?.len() < self.offset;
+        // A file truncated and written again past our offset before we looked is still
+        // recognised by its new head (unless the new head is identical).
+        let new_head = match self.id {
+            Some(id) if !shrunk && self.offset > 0 => {
+                fingerprint::read_fingerprint(file)? != Some(id.fingerprint)
+            }
+            _ => false,
+        };
+        if shrunk || new_head {
+            self.start_at(0)?;
+            self.id = None;
+            return Ok(ReadStatus::Truncated);
+        }
+        let mut done = 0u64;
+        loop {
+            if done >= budget {
+                return Ok(ReadStatus::More);
+            }
+            let Some(file) = &mut self.file else {
+                return Ok(ReadStatus::Eof);
+            };
+            let n = match file.read(buf) {
+                Ok(0) => return Ok(ReadStatus::Eof),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let chunk = buf.get(..n).unwrap_or(&[]);
+            let base = self.offset;
+            self.offset += n as u64;
+            done += n as u64;
+            out.bytes += n as u64;
+            self.last_data = Instant::now();
+            self.frame(chunk, base, parser, out);
+            if self.nul_run >= HOLE_PROBE {
+                self.skip_hole()?;
+            }
+            if self.line.is_empty() && self.assembler.pending_start().is_none() {
+                out.settled = Some(self.line_start);
+            }
+        }
+    }
+
+    fn frame(&mut self, chunk: &[u8], base: u64, parser: &dyn Parser, out: &mut Batch) {
+        let mut i = 0;
+        while i < chunk.len() {
+            let rest = &chunk[i..];
+            if self.line.is_empty() {
+                let nuls = rest.iter().position(|&b| b != 0).unwrap_or(rest.len());
+                if nuls > 0 {
+                    i += nuls;
+                    self.nul_run += nuls as u64;
+                    self.line_start = base + i as u64;
+                    continue;
+                }
+            }
+            self.nul_run = 0;
+            match memchr::memchr(b'\n', rest) {
+                Some(k) => {
+                    self.append(&rest[..k]);
+                    let end = base + (i + k + 1) as u64;
+                    out.lines += 1;
+                    let entry = self
+                        .assembler
+                        .push(parser, &self.line, self.line_start, end);
+                    push_entry(entry, out);
+                    self.line.clear();
+                    self.line_start = end;
+                    i += k + 1;
+                }
+                None => {
+                    self.append(rest);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Keeps at most one byte over the cap, so the assembler sees the line is too long.
+    fn append(&mut self, bytes: &[u8]) {
+        let room = (self.max_line + 1).saturating_sub(self.line.len());
+        self.line.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// Jumps over a sparse hole to the next data the kernel knows of. If the filesystem
+    /// cannot say, reading simply goes on through the NULs.
+    fn skip_hole(&mut self) -> io::Result<()> {
+        let Some(file) = &mut self.file else {
+            return Ok(());
+        };
+        let Ok(from) = i64::try_from(self.offset) else {
+            return Ok(());
+        };
+        // SAFETY: lseek on a descriptor we own; it only moves the file position.
+        let pos = unsafe { libc::lseek(file.as_raw_fd(), from, libc::SEEK_DATA) };
+        match u64::try_from(pos) {
+            Ok(pos) if pos > self.offset => {
+                // Still in the NUL run: nothing pending, the jump is safe.
+                self.offset = pos;
+                self.line_start = pos;
+            }
+            Ok(_) => {}
+            // ENXIO (no data after here, yet) or unsupported: keep the position. Jumping to
+            // the end instead could skip a line appended meanwhile.
+            Err(_) => {
+                file.seek(SeekFrom::Start(self.offset))?;
+            }
+        }
+        self.nul_run = 0;
+        Ok(())
+    }
+
+    /// Ships a multi-line entry that waited longer than `timeout` for a continuation.
+    pub fn flush_stale(&mut self, now: Instant, timeout: Duration, out: &mut Batch) {
+        if self.assembler.pending_start().is_some()
+            && now.saturating_duration_since(self.last_data) >= timeout
+        {
+            push_entry(self.assembler.flush(), out);
+            if self.line.is_empty() {
+                out.settled = Some(self.line_start);
+            }
+        }
+    }
+
+    /// Whether an entry is held back waiting for a continuation line.
+    pub fn has_pending_entry(&self) -> bool {
+        self.assembler.pending_start().is_some()
+    }
+
+    /// The file is let go: ships the pending entry and the last line even without its
+    /// newline, since nothing more will be written to it.
+    pub fn finish(&mut self, parser: &dyn Parser, out: &mut Batch) {
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            out.lines += 1;
+            push_entry(
+                self.assembler
+                    .push(parser, &line, self.line_start, self.offset),
+                out,
+            );
+            self.line_start = self.offset;
+        }
+        push_entry(self.assembler.flush(), out);
+        out.settled = Some(self.offset);
+    }
+}
+
+fn push_entry(entry: Option<Entry>, out: &mut Batch) {
+    if let Some(e) = entry {
+        if !e.bytes.is_empty() {
+            out.entries.push(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logship_parsers::{Level, ParseError, Parsed};
+    use std::io::Write;
+
+    struct Raw;
+    impl Parser for Raw {
+        fn parse<'a>(&'a self, entry: &'a [u8]) -> Result<Parsed<'a>, ParseError> {
+            Ok(Parsed::new(
+                None,
+                Level::Info,
+                String::from_utf8_lossy(entry),
+            ))
+        }
+        fn name(&self) -> &'static str {
+            "raw"
+        }
+    }
+
+    fn reader_over(bytes: &[u8], max: usize) -> (tempfile::NamedTempFile, FileReader) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(bytes).unwrap();
+        let meta = f.as_file().metadata().unwrap();
+        let mut r = FileReader::new((meta.dev(), meta.ino()), f.path().to_owned(), max, 0);
+        r.open().unwrap();
+        (f, r)
+    }
+
+    fn read_all(r: &mut FileReader) -> Batch {
+        let mut out = Batch::default();
+        let mut buf = vec![0u8; 7];
+        assert_eq!(
+            r.read(&mut buf, u64::MAX, &Raw, &mut out).unwrap(),
+            ReadStatus::Eof
+        );
+        out
+    }
+
+    fn texts(b: &Batch) -> Vec<(&[u8], u64, u64, bool)> {
+        b.entries
+            .iter()
+            .map(|e| (e.bytes.as_slice(), e.start, e.end, e.truncated))
+            .collect()
+    }
+
+    #[test]
+    fn frames_lines_across_small_reads_and_holds_the_partial_line() {
+        let (mut f, mut r) = reader_over(b"alpha\r\nbeta\n\ngam", 100);
+        let out = read_all(&mut r);
+        assert_eq!(
+            texts(&out),
+            vec![(&b"alpha"[..], 0, 7, false), (&b"beta"[..], 7, 12, false)]
+        );
+        assert_eq!(out.settled, None, "the partial line holds the checkpoint");
+        f.write_all(b"ma\n").unwrap();
+        let out = read_all(&mut r);
+        assert_eq!(texts(&out), vec![(&b"gamma"[..], 13, 19, false)]);
+        assert_eq!(out.settled, Some(19));
+    }
+
+    #[test]
+    fn long_lines_are_cut_and_flagged_without_holding_them() {
+        let mut bytes = vec![b'x'; 1000];
+        bytes.extend_from_slice(b"\nok\n");
+        let (_f, mut r) = reader_over(&bytes, 10);
+        let out = read_all(&mut r);
+        assert_eq!(
+            texts(&out),
+            vec![
+                (&b"xxxxxxxxxx"[..], 0, 1001, true),
+                (&b"ok"[..], 1001, 1004, false)
+            ]
+        );
+        assert!(r.line.capacity() < 100);
+    }
+
+    #[test]
+    fn leading_nuls_are_skipped_and_settled() {
+        let mut bytes = vec![0u8; 100];
+        bytes.extend_from_slice(b"after\0hole\n");
+        bytes.extend_from_slice(&[0u8; 50]);
+        let (_f, mut r) = reader_over(&bytes, 100);
+        let out = read_all(&mut r);
+        assert_eq!(texts(&out), vec![(&b"after\0hole"[..], 100, 111, false)]);
+        assert_eq!(out.settled, Some(161));
+    }
+
+    #[test]
+    fn truncation_restarts_at_zero() {
+        let (f, mut r) = reader_over(b"one\ntwo\n", 100);
+        read_all(&mut r);
+        f.as_file().set_len(0).unwrap();
+        let mut out = Batch::default();
+        let mut buf = vec![0u8; 64];
+        assert_eq!(
+            r.read(&mut buf, u64::MAX, &Raw, &mut out).unwrap(),
+            ReadStatus::Truncated
+        );
+        assert_eq!(r.offset(), 0);
+    }
+
+    #[test]
+    fn finish_ships_the_last_line_without_newline() {
+        let (_f, mut r) = reader_over(b"a\nlast", 100);
+        let mut out = read_all(&mut r);
+        r.finish(&Raw, &mut out);
+        assert_eq!(
+            texts(&out),
+            vec![(&b"a"[..], 0, 2, false), (&b"last"[..], 2, 6, false)]
+        );
+        assert_eq!(out.settled, Some(6));
+    }
+}
