@@ -73,9 +73,11 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let (checkpointer, loaded) =
         Checkpointer::open(&data_dir).context("cannot open the checkpoint file")?;
     let (tx, rx) = queue::bounded::<FileRecord>(config.raw.buffer.capacity);
+    // A receiver, not a sender: a sender kept here would keep the queue open forever and
+    // the drain at shutdown would never see its end.
     let queue_stats = {
-        let tx = tx.clone();
-        Arc::new(move || tx.stats())
+        let rx = rx.clone();
+        Arc::new(move || rx.stats())
     };
     let mut tailer = Tailer::start(
         config.raw.tail.clone(),

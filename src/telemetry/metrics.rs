@@ -241,14 +241,14 @@ impl Collector for AgentCollector {
             "Circuit breaker: 0 closed, 1 half-open, 2 open.",
             &[(vec![], i64::from(m.circuit.as_gauge()))],
         )?;
-        let cumulative = m.unit_latency_cumulative();
+        // prometheus-client sums the per-bucket counts into `le` buckets itself.
         let buckets: Vec<(f64, u64)> = LATENCY_BOUNDS_SECONDS
             .iter()
             .copied()
             .chain(std::iter::once(f64::INFINITY))
-            .zip(cumulative.iter().copied())
+            .zip(m.unit_latency_counts.iter().copied())
             .collect();
-        let count = cumulative.last().copied().unwrap_or(0);
+        let count = m.unit_latency_counts.iter().sum();
         let mut family = enc.encode_descriptor(
             "write_unit_duration_seconds",
             "Time to write one flush unit, retries included.",
