@@ -1,0 +1,10 @@
+//! Helpers shared by integration tests that need a real Cassandra (`mod support;`).
+//!
+//! `support::cassandra::default_node()` starts the project's local node once per test
+//! process with `scripts/cassandra start` and returns how to reach it. Without a node the
+//! helpers print a notice and return `None` (the test returns early), except under
+//! `CI=true`, where a node that cannot start fails the test.
+#![allow(dead_code)]
+
+pub mod cassandra;
+pub mod records;
