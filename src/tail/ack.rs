@@ -129,6 +129,9 @@ struct Known {
     owner: Option<Arc<str>>,
     /// Unix seconds when the file was last read or acknowledged; drives pruning.
     touched: u64,
+    /// The file was deleted: its inode may be reused by a new file, whose head may even
+    /// be the same, so its progress is forgotten once acknowledged.
+    deleted: bool,
 }
 
 /// One file's progress, for metrics.
@@ -169,6 +172,7 @@ impl AckTracker {
                     size: c.offset,
                     owner: None,
                     touched: c.updated,
+                    deleted: false,
                 };
                 (c.file, known)
             })
@@ -196,7 +200,7 @@ impl AckTracker {
         let mut files = self.lock();
         let now = unix_now();
         match files.get_mut(&file) {
-            Some(known) => {
+            Some(known) if !known.deleted => {
                 if let Some(by) = &known.owner {
                     if by != source {
                         return Err(Claimed { by: Arc::clone(by) });
@@ -207,7 +211,7 @@ impl AckTracker {
                 known.touched = now;
                 Ok(known.acks.read())
             }
-            None => {
+            _ => {
                 let offset = fallback();
                 files.insert(
                     file,
@@ -217,6 +221,7 @@ impl AckTracker {
                         size: offset,
                         owner: Some(Arc::clone(source)),
                         touched: now,
+                        deleted: false,
                     },
                 );
                 Ok(offset)
@@ -233,6 +238,13 @@ impl AckTracker {
         }
     }
 
+    /// The file was deleted (no links left): forget it once nothing is in flight.
+    pub fn mark_deleted(&self, file: FileId) {
+        if let Some(known) = self.lock().get_mut(&file) {
+            known.deleted = true;
+        }
+    }
+
     /// Runs `f` on the file's spans (register, skip, reset) under the lock, and notes its size.
     pub fn update<R>(&self, file: FileId, size: u64, f: impl FnOnce(&mut FileAcks) -> R) -> R {
         let mut files = self.lock();
@@ -242,6 +254,7 @@ impl AckTracker {
             size,
             owner: None,
             touched: 0,
+            deleted: false,
         });
         known.size = size;
         known.touched = unix_now();
@@ -287,7 +300,7 @@ impl AckTracker {
         files.retain(|_, k| {
             k.owner.is_some()
                 || k.acks.in_flight() > 0
-                || now.saturating_sub(k.touched) <= retention.as_secs()
+                || (!k.deleted && now.saturating_sub(k.touched) <= retention.as_secs())
         });
         let mut out: Vec<Checkpoint> = files
             .iter()

@@ -150,6 +150,14 @@ impl FileReader {
         Ok(fingerprint::read_fingerprint(file)?.map(|fp| fingerprint::file_id(&meta, fp)))
     }
 
+    /// Whether the open file has no name left (deleted).
+    pub fn is_deleted(&self) -> bool {
+        self.file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .is_some_and(|m| m.nlink() == 0)
+    }
+
     /// Current size of the open file.
     pub fn size(&self) -> io::Result<Option<u64>> {
         self.file

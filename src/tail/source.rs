@@ -722,6 +722,9 @@ impl SourceWorker {
     }
 
     fn drop_reader(&mut self, r: FileReader) {
+        if let (true, Some(id)) = (r.claimed && r.is_deleted(), r.id) {
+            self.shared.tracker.mark_deleted(id);
+        }
         if r.is_open() {
             self.shared.open_files.fetch_sub(1, Ordering::Relaxed);
         }
