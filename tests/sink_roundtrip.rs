@@ -53,7 +53,7 @@ fn now_minus(secs: i64) -> Timestamp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_thousand_records_come_back_with_every_field_equal() {
     let Some(node) = default_node() else { return };
-    let (sink, config) = sink(&node, WriteMode::Concurrent).await;
+    let (sink, config) = sink(&node, WriteMode::UnloggedBatch).await;
     let start = now_minus(3 * 3600);
     // Ten files over three sources and hosts; 60 s buckets for nginx make many partitions.
     let mut records = Vec::new();
@@ -84,6 +84,7 @@ async fn hundred_thousand_records_come_back_with_every_field_equal() {
         ));
     }
     assert_eq!(records.len(), 100_000);
+    let t0 = std::time::Instant::now();
     for unit in records.chunks(1000) {
         let report = sink
             .write_file_unit(unit)
@@ -94,6 +95,8 @@ async fn hundred_thousand_records_come_back_with_every_field_equal() {
     }
     assert_eq!(sink.metrics().rows_written_infrastructure, 100_000);
     assert_eq!(sink.metrics().units_written, 100);
+    eprintln!("wrote 100000 rows in {:?}", t0.elapsed());
+    let t0 = std::time::Instant::now();
 
     let mut stored: HashMap<_, _> = read_all_infra(sink.session(), &config.keyspace)
         .await
@@ -102,6 +105,7 @@ async fn hundred_thousand_records_come_back_with_every_field_equal() {
         .map(|r| (r.id, r))
         .collect();
     assert_eq!(stored.len(), 100_000);
+    eprintln!("read back in {:?}", t0.elapsed());
     for r in &records {
         let want = expected_infra(r);
         let got = stored
