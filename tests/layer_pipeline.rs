@@ -434,3 +434,36 @@ fn build_succeeds_while_cassandra_is_unreachable() {
     assert!(!report.complete);
     assert_eq!(report.unwritten, 1, "{report:?}");
 }
+
+#[cfg(feature = "agent")]
+#[test]
+fn the_agents_config_file_gives_the_cassandra_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logship.toml");
+    std::fs::write(
+        &path,
+        "[cassandra]\ncontact_points = [\"127.0.0.1\"]\nport = 1\n",
+    )
+    .unwrap();
+    let (layer, guard) = layer::builder()
+        .service("x")
+        .agent_config(&path)
+        .shutdown_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || tracing::info!("buffered"));
+    // Port 1 refuses: the settings came from the file.
+    assert!(!guard.shutdown().complete);
+
+    std::fs::write(&path, "[cassandra]\ncontact_pionts = [\"x\"]\n").unwrap();
+    let err = layer::builder()
+        .service("x")
+        .agent_config(&path)
+        .build::<tracing_subscriber::Registry>()
+        .map(|_| ())
+        .unwrap_err();
+    assert!(matches!(err, LayerError::AgentConfig(_)), "{err:?}");
+    let chain = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+    assert!(chain.contains("logship.toml:2"), "{chain}");
+}

@@ -29,8 +29,13 @@ pub enum LayerError {
         "logship layer: service name {0:?} is not a plain non-empty name of at most 128 characters"
     )]
     BadService(String),
-    #[error("logship layer: no Cassandra settings (call .cassandra(CassandraConfig {{ .. }}))")]
+    #[error(
+        "logship layer: no Cassandra settings (call .cassandra(CassandraConfig {{ .. }}) or .agent_config(path))"
+    )]
     MissingCassandra,
+    #[cfg(feature = "agent")]
+    #[error("logship layer: cannot use the agent's config")]
+    AgentConfig(#[source] crate::config::ConfigError),
     #[error("logship layer: Cassandra settings: {0}")]
     BadCassandra(String),
     #[error("logship layer: {name} is {value}; {expected}")]
@@ -54,6 +59,8 @@ pub struct LayerBuilder {
     service: Option<String>,
     host: Option<String>,
     cassandra: Option<CassandraConfig>,
+    #[cfg(feature = "agent")]
+    agent_config: Option<std::path::PathBuf>,
     writer: Option<Box<dyn EventWriter>>,
     ttl: Option<Duration>,
     bucket: Duration,
@@ -74,6 +81,8 @@ impl Default for LayerBuilder {
             service: None,
             host: None,
             cassandra: None,
+            #[cfg(feature = "agent")]
+            agent_config: None,
             writer: None,
             ttl: None,
             bucket: Duration::from_secs(3600),
@@ -121,6 +130,15 @@ impl LayerBuilder {
     /// Where and how to write: the same `[cassandra]` settings the agent uses.
     pub fn cassandra(mut self, config: CassandraConfig) -> Self {
         self.cassandra = Some(config);
+        self
+    }
+
+    /// Takes the `[cassandra]` section of the agent's config file (and its `conf.d/`
+    /// drop-ins), read and checked by `build()`; `.cassandra(..)` takes precedence. Needs
+    /// the `agent` feature too.
+    #[cfg(feature = "agent")]
+    pub fn agent_config(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.agent_config = Some(path.into());
         self
     }
 
@@ -205,10 +223,17 @@ impl LayerBuilder {
 
     /// Checks the settings and starts the worker. Never contacts Cassandra: the worker
     /// connects in the background and retries while the app runs.
-    pub fn build<S>(self) -> Result<(LogshipLayer<S>, FlushGuard), LayerError>
+    pub fn build<S>(
+        #[cfg_attr(not(feature = "agent"), allow(unused_mut))] mut self,
+    ) -> Result<(LogshipLayer<S>, FlushGuard), LayerError>
     where
         S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
+        #[cfg(feature = "agent")]
+        if let Some(path) = self.agent_config.take() {
+            let config = crate::config::Config::load(&path).map_err(LayerError::AgentConfig)?;
+            self.cassandra.get_or_insert(config.raw.cassandra);
+        }
         let service = self.service.clone().ok_or(LayerError::MissingService)?;
         if service.is_empty()
             || service.chars().count() > 128
