@@ -1,4 +1,4 @@
-//! Durations in the config file: `"1s"`, `"250ms"`, `"2h 30m"`, or ISO 8601 (`"PT1S"`).
+//! Durations in the config file: `"1s"`, `"250ms"`, `"2h 30m"`, `"90d"`, or ISO 8601 (`"PT1S"`).
 
 use std::time::Duration;
 
@@ -13,12 +13,10 @@ pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Erro
     s.collect_str(&format_args!("{}ms", value.as_millis()))
 }
 
-/// Parses a non-negative duration, with a message that says what is accepted.
+/// Parses a non-negative duration (`"500ms"`, `"90d"`, `"PT5S"`): the sink's parser, so
+/// every section of the config reads durations alike.
 pub fn parse(text: &str) -> Result<Duration, String> {
-    let signed: jiff::SignedDuration = text.parse().map_err(|_| {
-        format!("invalid duration {text:?} (expected e.g. \"1s\", \"500ms\", \"2h\")")
-    })?;
-    Duration::try_from(signed).map_err(|_| format!("duration {text:?} must not be negative"))
+    crate::sink::config::duration::parse(text)
 }
 
 /// The same for optional durations.
@@ -49,6 +47,7 @@ mod tests {
         assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse("2h 30m"), Ok(Duration::from_secs(9000)));
         assert_eq!(parse("PT1S"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse("90d"), Ok(Duration::from_secs(90 * 86_400)));
     }
 
     #[test]

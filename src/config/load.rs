@@ -169,8 +169,27 @@ pub fn merge(base: &mut toml::Table, overlay: toml::Table, append: &[&str]) {
 }
 
 /// Replaces `${NAME}` with the variable's value; `$${` stands for a literal `${`.
+/// Comment lines are left alone, so documenting a variable never requires it to be set.
 /// On an undefined variable, returns its byte offset and name.
 fn interpolate(raw: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, (usize, String)> {
+    let mut out = String::with_capacity(raw.len());
+    let mut offset = 0;
+    for line in raw.split_inclusive('\n') {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+        } else {
+            let done = interpolate_line(line, &env).map_err(|(at, name)| (offset + at, name))?;
+            out.push_str(&done);
+        }
+        offset += line.len();
+    }
+    Ok(out)
+}
+
+fn interpolate_line(
+    raw: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<String, (usize, String)> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     let mut consumed = 0;
@@ -269,6 +288,12 @@ mod tests {
                 .port,
             9042
         );
+    }
+
+    #[test]
+    fn comment_lines_are_not_interpolated() {
+        let f = file("# set ${UNSET_VAR} to...\na = ${PORT}\n");
+        assert_eq!(f.text, "# set ${UNSET_VAR} to...\na = 9042\n");
     }
 
     #[test]
