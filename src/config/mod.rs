@@ -95,7 +95,7 @@ impl Config {
                 })?;
         let host = raw.agent.host.clone().unwrap_or_else(crate::host::hostname);
         let sources = validate_sources(&raw.sources, &origins, &host)?;
-        validate_agent(&raw, &files[0].path)?;
+        validate_agent(&raw, files)?;
         Ok(Config {
             raw,
             files: files.iter().map(|f| f.path.clone()).collect(),
@@ -105,21 +105,19 @@ impl Config {
     }
 }
 
-fn validate_agent(raw: &RawConfig, main: &Path) -> Result<(), ConfigError> {
-    let line_of = |key: &str| line_of_key(main, key);
+fn validate_agent(raw: &RawConfig, files: &[ConfigFile]) -> Result<(), ConfigError> {
+    // Point at the file that set the value last: with drop-ins, that is not always the main file.
+    let err = |section: &str, key: &str, msg: String| {
+        let (path, line) = locate(files, section, key);
+        ConfigError::at(&path, line, &format!("{section}.{key}"), msg)
+    };
     if raw.batch.max_records == 0 {
-        return Err(ConfigError::at(
-            main,
-            line_of("max_records"),
-            "batch.max_records",
-            "must be at least 1",
-        ));
+        return Err(err("batch", "max_records", "must be at least 1".into()));
     }
     if raw.buffer.capacity < raw.batch.max_records {
-        return Err(ConfigError::at(
-            main,
-            line_of("capacity"),
-            "buffer.capacity",
+        return Err(err(
+            "buffer",
+            "capacity",
             format!(
                 "must hold at least one flush unit (batch.max_records = {})",
                 raw.batch.max_records
@@ -127,27 +125,29 @@ fn validate_agent(raw: &RawConfig, main: &Path) -> Result<(), ConfigError> {
         ));
     }
     if raw.cassandra.contact_points.is_empty() {
-        return Err(ConfigError::at(
-            main,
-            line_of("contact_points"),
-            "cassandra.contact_points",
-            "needs at least one node",
+        return Err(err(
+            "cassandra",
+            "contact_points",
+            "needs at least one node".into(),
         ));
     }
     if raw.cassandra.username.is_some() != raw.cassandra.password_file.is_some() {
-        return Err(ConfigError::at(
-            main,
-            line_of("username").max(line_of("password_file")),
-            "cassandra.username",
-            "username and password_file go together",
+        let key = if raw.cassandra.username.is_some() {
+            "username"
+        } else {
+            "password_file"
+        };
+        return Err(err(
+            "cassandra",
+            key,
+            "username and password_file go together".into(),
         ));
     }
     if let Some(pw) = &raw.cassandra.password_file {
         if let Err(e) = std::fs::metadata(pw) {
-            return Err(ConfigError::at(
-                main,
-                line_of("password_file"),
-                "cassandra.password_file",
+            return Err(err(
+                "cassandra",
+                "password_file",
                 format!("cannot read {}: {e}", pw.display()),
             ));
         }
@@ -155,19 +155,44 @@ fn validate_agent(raw: &RawConfig, main: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Best effort: the first line of the main file that sets `key`, or 1.
-fn line_of_key(path: &Path, key: &str) -> usize {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|text| {
-            text.lines().position(|l| {
-                let l = l.trim_start();
-                l.strip_prefix(key)
-                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+/// The last file that sets `[section] key`, and the line where it does; the main file's
+/// first line when none sets it (a default is at fault).
+fn locate(files: &[ConfigFile], section: &str, key: &str) -> (PathBuf, usize) {
+    for file in files.iter().rev() {
+        let sets = file
+            .table()
+            .ok()
+            .and_then(|t| {
+                t.get(section)
+                    .and_then(|s| s.as_table())
+                    .map(|s| s.contains_key(key))
             })
-        })
-        .map(|i| i + 1)
-        .unwrap_or(1)
+            .unwrap_or(false);
+        if !sets {
+            continue;
+        }
+        let mut current = String::new();
+        for (i, line) in file.text.lines().enumerate() {
+            let t = line.trim();
+            if let Some(h) = t.strip_prefix('[') {
+                current = h
+                    .trim_start_matches('[')
+                    .split(']')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned();
+            } else if current == section
+                && t.strip_prefix(key)
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            {
+                return (file.path.clone(), i + 1);
+            }
+        }
+        return (file.path.clone(), 1);
+    }
+    let main = files.first().map(|f| f.path.clone()).unwrap_or_default();
+    (main, 1)
 }
 
 fn validate_sources(
@@ -274,4 +299,84 @@ fn validate_sources(
         specs.push(spec);
     }
     Ok(specs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, text: &str) -> ConfigFile {
+        ConfigFile::from_text(Path::new(path), text, |_| None).unwrap()
+    }
+
+    #[test]
+    fn a_value_refused_in_a_dropin_is_reported_in_the_dropin() {
+        let files = [
+            file("/etc/logship/logship.toml", "[batch]\nmax_records = 1000\n"),
+            file(
+                "/etc/logship/conf.d/10-batch.toml",
+                "# smaller units\n[batch]\nmax_records = 0\n",
+            ),
+        ];
+        let err = Config::from_files(&files).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "/etc/logship/conf.d/10-batch.toml:3:1: batch.max_records: must be at least 1"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_source_names_its_file_line_and_key() {
+        let files = [
+            file("/etc/logship/logship.toml", "[agent]\nhost = \"h\"\n"),
+            file(
+                "/etc/logship/conf.d/20-web.toml",
+                "\n[[source]]\nname = \"web\"\npaths = [\"/var/log/x.log\"]\nformat = \"nginx\"\nlog_format = \"$remote_addr ${oops\"\n",
+            ),
+        ];
+        let err = Config::from_files(&files).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "/etc/logship/conf.d/20-web.toml:2:1: source[web].log_format: bad log_format"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_source_names_point_at_both() {
+        let src = "[[source]]\nname = \"a\"\npaths = [\"/x\"]\nformat = \"syslog\"\n";
+        let files = [file("/main.toml", src), file("/conf.d/1.toml", src)];
+        let err = Config::from_files(&files).unwrap_err().to_string();
+        assert!(
+            err.starts_with("/conf.d/1.toml:1:1: source[a].name"),
+            "{err}"
+        );
+        assert!(err.contains("already defined at /main.toml:1"), "{err}");
+    }
+
+    #[test]
+    fn dropin_sources_are_added_and_scalars_override() {
+        let files = [
+            file(
+                "/main.toml",
+                "[cassandra]\nkeyspace = \"a\"\nport = 9042\n[[source]]\nname = \"one\"\npaths = [\"/x\"]\nformat = \"syslog\"\n",
+            ),
+            file(
+                "/conf.d/1.toml",
+                "[cassandra]\nkeyspace = \"b\"\n[[source]]\nname = \"two\"\npaths = [\"/y\"]\nformat = \"nginx\"\n",
+            ),
+        ];
+        let c = Config::from_files(&files).unwrap();
+        assert_eq!(c.raw.cassandra.keyspace, "b");
+        assert_eq!(c.raw.cassandra.port, 9042);
+        let names: Vec<_> = c.sources.iter().map(|s| s.name.to_string()).collect();
+        assert_eq!(names, ["one", "two"]);
+        assert!(
+            c.sources[0].exclude.iter().any(|e| e == "*.gz"),
+            "gzip'd rotations are always left out"
+        );
+    }
 }

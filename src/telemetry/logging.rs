@@ -1,6 +1,7 @@
 //! The agent's own logs: structured to journald when systemd captured stderr, readable text
 //! on stderr otherwise. These never enter the shipping pipeline.
 
+use std::io::IsTerminal;
 use std::os::unix::fs::MetadataExt;
 
 use tracing_subscriber::EnvFilter;
@@ -41,7 +42,9 @@ pub fn detect_target() -> LogTarget {
 /// `info,logship::tail=debug`) overrides `default_level`. The driver's chatter stays at warn.
 pub fn init(default_level: &str) -> LogTarget {
     let directives = std::env::var("LOGSHIP_LOG")
-        .unwrap_or_else(|_| format!("{default_level},scylla=warn,hyper=warn,axum=warn"));
+        // The driver logs every failed reconnection; the sink already reports a cluster's
+        // state changes once each, so the driver stays quiet unless LOGSHIP_LOG asks.
+        .unwrap_or_else(|_| format!("{default_level},scylla=off,hyper=warn,axum=warn"));
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     let target = detect_target();
     if target == LogTarget::Journald {
@@ -59,6 +62,7 @@ pub fn init(default_level: &str) -> LogTarget {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
                 .with_target(false),
         )
         .try_init();

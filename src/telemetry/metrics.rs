@@ -245,7 +245,8 @@ impl Collector for AgentCollector {
         let buckets: Vec<(f64, u64)> = LATENCY_BOUNDS_SECONDS
             .iter()
             .copied()
-            .chain(std::iter::once(f64::INFINITY))
+            // The encoder writes `le="+Inf"` for f64::MAX, as its own Histogram does.
+            .chain(std::iter::once(f64::MAX))
             .zip(m.unit_latency_counts.iter().copied())
             .collect();
         let count = m.unit_latency_counts.iter().sum();
