@@ -158,6 +158,8 @@ pub struct Claimed {
 #[derive(Debug, Default)]
 pub struct AckTracker {
     files: Mutex<HashMap<FileId, Known>>,
+    /// Bumped on every change, so an idle agent does not rebuild its checkpoints.
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl AckTracker {
@@ -179,12 +181,25 @@ impl AckTracker {
             .collect();
         AckTracker {
             files: Mutex::new(files),
+            changes: std::sync::atomic::AtomicU64::new(1),
         }
+    }
+
+    /// A number that changes whenever any file's progress may have changed.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<FileId, Known>> {
         // A panic elsewhere while holding the lock leaves plain numbers behind: still usable.
         self.files.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lock, for a change that may move a checkpoint.
+    fn lock_mut(&self) -> MutexGuard<'_, HashMap<FileId, Known>> {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.lock()
     }
 
     /// Makes `source` the reader of `file` and returns where to read from: the end of what
@@ -197,7 +212,7 @@ impl AckTracker {
         source: &Arc<str>,
         fallback: impl FnOnce() -> u64,
     ) -> Result<u64, Claimed> {
-        let mut files = self.lock();
+        let mut files = self.lock_mut();
         let now = unix_now();
         match files.get_mut(&file) {
             Some(known) if !known.deleted => {
@@ -232,7 +247,7 @@ impl AckTracker {
     /// The reader lets go of `file` (rotated away, deleted, source removed). Its progress is
     /// kept until acknowledged and for the checkpoint retention.
     pub fn release(&self, file: FileId) {
-        if let Some(known) = self.lock().get_mut(&file) {
+        if let Some(known) = self.lock_mut().get_mut(&file) {
             known.owner = None;
             known.touched = unix_now();
         }
@@ -240,14 +255,14 @@ impl AckTracker {
 
     /// The file was deleted (no links left): forget it once nothing is in flight.
     pub fn mark_deleted(&self, file: FileId) {
-        if let Some(known) = self.lock().get_mut(&file) {
+        if let Some(known) = self.lock_mut().get_mut(&file) {
             known.deleted = true;
         }
     }
 
     /// Runs `f` on the file's spans (register, skip, reset) under the lock, and notes its size.
     pub fn update<R>(&self, file: FileId, size: u64, f: impl FnOnce(&mut FileAcks) -> R) -> R {
-        let mut files = self.lock();
+        let mut files = self.lock_mut();
         let known = files.entry(file).or_insert_with(|| Known {
             acks: FileAcks::new(0),
             path: Arc::from(""),
@@ -263,7 +278,7 @@ impl AckTracker {
 
     /// Acknowledges entries the sink has written. Unknown spans are ignored.
     pub fn ack<'a>(&self, origins: impl IntoIterator<Item = &'a Origin>) {
-        let mut files = self.lock();
+        let mut files = self.lock_mut();
         for o in origins {
             if let Some(known) = files.get_mut(&o.file) {
                 known.acks.ack(o.start, o.end);

@@ -207,6 +207,12 @@ fn prepare(specs: Vec<SourceSpec>) -> Result<Vec<Prepared>, TailError> {
         .collect()
 }
 
+/// Each running source's counters, shared with [`TailMonitor`]s.
+type CounterList = Arc<Mutex<Vec<(Arc<str>, Arc<SourceCounters>)>>>;
+
+/// The checkpoint thread and how to tell it to write a last time and stop.
+type CheckpointWriter = (Sender<()>, JoinHandle<Result<(), CheckpointError>>);
+
 struct Running {
     spec: SourceSpec,
     control: Sender<Control>,
@@ -292,8 +298,8 @@ pub struct TailerHandle {
     shared: Shared,
     queue: Option<QueueSender<FileRecord>>,
     sources: HashMap<Arc<str>, Running>,
-    counters: Arc<Mutex<Vec<(Arc<str>, Arc<SourceCounters>)>>>,
-    checkpoint: Option<(Sender<()>, JoinHandle<Result<(), CheckpointError>>)>,
+    counters: CounterList,
+    checkpoint: Option<CheckpointWriter>,
 }
 
 /// What a reload changed.
@@ -477,7 +483,7 @@ pub struct TailStats {
 #[derive(Clone)]
 pub struct TailMonitor {
     tracker: Arc<AckTracker>,
-    counters: Arc<Mutex<Vec<(Arc<str>, Arc<SourceCounters>)>>>,
+    counters: CounterList,
     open_files: Arc<AtomicUsize>,
 }
 
@@ -514,13 +520,20 @@ fn checkpoint_loop(
     stop: Receiver<()>,
 ) -> Result<(), CheckpointError> {
     let mut last: Option<Vec<Checkpoint>> = None;
+    let mut seen_changes = 0;
     let mut failing = false;
     loop {
         let stopping = !matches!(
             stop.recv_timeout(config.checkpoint_interval()),
             Err(crossbeam_channel::RecvTimeoutError::Timeout)
         );
+        let changes = tracker.changes();
+        if changes == seen_changes && !stopping && !failing {
+            continue;
+        }
         let now = tracker.checkpoints(config.checkpoint_retention());
+        // Taken after the snapshot's own lock, so the next round sees only later changes.
+        seen_changes = tracker.changes();
         if last.as_ref() != Some(&now) {
             match checkpointer.save(&now) {
                 Ok(()) => {

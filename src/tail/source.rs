@@ -233,13 +233,13 @@ impl SourceWorker {
                 .flat_map(|d| self.patterns.scan_dir(d))
                 .collect(),
         };
-        let mut seen: HashSet<PathBuf> = HashSet::with_capacity(paths.len());
-        for path in paths {
-            let meta = match fs::metadata(&path) {
+        let mut seen: HashSet<&Path> = HashSet::with_capacity(paths.len());
+        for path in &paths {
+            let meta = match fs::metadata(path) {
                 Ok(m) => m,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    self.report_error(&path, &e);
+                    self.report_error(path, &e);
                     continue;
                 }
             };
@@ -248,10 +248,10 @@ impl SourceWorker {
                 continue;
             }
             let key = (meta.dev(), meta.ino());
-            seen.insert(path.clone());
+            seen.insert(path);
             match self.readers.get_mut(&key) {
                 Some(r) => {
-                    if r.path != path {
+                    if r.path != *path {
                         tracing::info!(
                             source = %self.spec.name,
                             file = %path.display(),
@@ -263,7 +263,9 @@ impl SourceWorker {
                     if r.gone_since.take().is_some() {
                         self.timed.remove(&key);
                     }
-                    self.by_path.insert(path, key);
+                    if self.by_path.get(path) != Some(&key) {
+                        self.by_path.insert(path.clone(), key);
+                    }
                     if meta.len() != r.offset() || !r.claimed {
                         self.mark_ready(key);
                     }
@@ -274,7 +276,7 @@ impl SourceWorker {
                         FileReader::new(key, path.clone(), self.spec.max_line_bytes, start);
                     tracing::debug!(source = %self.spec.name, file = %path.display(), "found file");
                     self.readers.insert(key, reader);
-                    self.by_path.insert(path, key);
+                    self.by_path.insert(path.clone(), key);
                     self.mark_ready(key);
                     if from_end {
                         // Position it now, so the checkpoint written right after the
@@ -294,7 +296,8 @@ impl SourceWorker {
             if r.gone_since.is_some() || !in_scope(&r.path) {
                 continue;
             }
-            let still_here = seen.contains(&r.path) && self.by_path.get(&r.path) == Some(key);
+            let still_here =
+                seen.contains(r.path.as_path()) && self.by_path.get(&r.path) == Some(key);
             if !still_here {
                 r.gone_since = Some(now);
                 gone.push((*key, r.path.clone()));
