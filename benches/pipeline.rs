@@ -1,0 +1,680 @@
+//! The whole path, files to rows: the real `logship` binary tails nginx access logs and
+//! writes them to the local Cassandra.
+//!
+//! Two runs, each in a fresh keyspace:
+//! 1. **steady**: a writer appends realistic `combined` lines at a fixed rate (default
+//!    10,000 lines/s for 60 s). Measured over the steady window (after a warm-up): lines/s
+//!    shipped, the agent's CPU (utime+stime from /proc/<pid>/stat) and memory (VmRSS
+//!    sampled each second, VmHWM at the end), and the latency from a line's write to its
+//!    row being readable. Every 10 ms the writer makes one line a probe (status 503, so
+//!    level ERROR, with its write time in ns in the path); a poller reads the probes of the
+//!    current partition back every 200 ms (SAI index on `level`), so latency is sampled
+//!    on the same file, the same tailer, queue and sink as the bulk lines.
+//! 2. **max**: a backlog of lines written before the agent starts; lines/s while it
+//!    catches up is the most the agent ships on this machine.
+//!
+//! `cargo bench --bench pipeline [-- --rate 10000 --seconds 60 --warmup 10 --backlog 400000]`.
+//! Starts the local node with `scripts/cassandra start` (reused when up). Everything
+//! (Cassandra, the agent, the writer, the poller) shares this machine's cores.
+
+#[allow(dead_code)]
+#[path = "../tests/support/cassandra.rs"]
+mod cassandra;
+
+use std::fmt::Write as _;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use logship::sink::Placement;
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlTimestamp;
+
+const SOURCE: &str = "bench";
+const HOST: &str = "bench-host";
+const BUCKET: Duration = Duration::from_secs(300);
+const PROBE_EVERY: Duration = Duration::from_millis(10);
+const POLL_EVERY: Duration = Duration::from_millis(200);
+
+struct Args {
+    rate: u64,
+    seconds: u64,
+    warmup: u64,
+    backlog: u64,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        rate: 10_000,
+        seconds: 60,
+        warmup: 10,
+        backlog: 400_000,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = argv.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || -> u64 {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{flag} needs a number"))
+        };
+        match flag.as_str() {
+            "--rate" => a.rate = value(),
+            "--seconds" => a.seconds = value(),
+            "--warmup" => a.warmup = value(),
+            "--backlog" => a.backlog = value(),
+            // `cargo bench` passes `--bench`; ignore what is not ours.
+            _ => {}
+        }
+    }
+    a
+}
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// Realistic `combined` lines: a small LCG picks client, path, status, size, referer, agent.
+struct LineMaker {
+    state: u64,
+    stamp_second: u64,
+    stamp: String,
+}
+
+const PATHS: [&str; 8] = [
+    "/",
+    "/api/v1/products",
+    "/api/v1/products/{}",
+    "/api/v1/cart/{}/items",
+    "/static/js/app.{}.js",
+    "/static/css/site.css",
+    "/search?q=shoes&page={}",
+    "/images/catalog/{}.webp",
+];
+const AGENTS: [&str; 4] = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+    "curl/8.5.0",
+];
+const REFERERS: [&str; 3] = [
+    "-",
+    "https://shop.example.com/",
+    "https://www.google.com/search?q=shop",
+];
+
+impl LineMaker {
+    fn new(seed: u64) -> Self {
+        LineMaker {
+            state: seed | 1,
+            stamp_second: 0,
+            stamp: String::new(),
+        }
+    }
+
+    fn next(&mut self) -> u64 {
+        self.state = self
+            .state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.state >> 33
+    }
+
+    fn refresh_stamp(&mut self) {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if secs != self.stamp_second {
+            self.stamp_second = secs;
+            let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC);
+            self.stamp = now.strftime("%d/%b/%Y:%H:%M:%S %z").to_string();
+        }
+    }
+
+    /// One ordinary line (status 200/304/404/301, never 5xx: 503 marks probes).
+    fn line(&mut self, out: &mut String) {
+        self.refresh_stamp();
+        let r = self.next();
+        let path = PATHS[(r % 8) as usize].replace("{}", &(r % 9973).to_string());
+        let status = match r % 100 {
+            0..=84 => 200,
+            85..=92 => 304,
+            93..=97 => 404,
+            _ => 301,
+        };
+        let _ = writeln!(
+            out,
+            "198.51.{}.{} - - [{}] \"GET {path} HTTP/1.1\" {status} {} \"{}\" \"{}\"",
+            (r >> 8) % 256,
+            (r >> 16) % 256,
+            self.stamp,
+            if status == 200 { 200 + r % 40_000 } else { 0 },
+            REFERERS[((r >> 4) % 3) as usize],
+            AGENTS[((r >> 6) % 4) as usize],
+        );
+    }
+
+    /// A probe: status 503 (level ERROR) carrying its write time.
+    fn probe(&mut self, out: &mut String, seq: u64) {
+        self.refresh_stamp();
+        let _ = writeln!(
+            out,
+            "192.0.2.1 - - [{}] \"GET /probe/{seq}?t={} HTTP/1.1\" 503 0 \"-\" \"logship-bench\"",
+            self.stamp,
+            now_ns()
+        );
+    }
+}
+
+/// CPU ticks (utime+stime) of `pid`.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// (VmRSS, VmHWM) of `pid` in KiB.
+fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("an ephemeral port")
+}
+
+fn scrape(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+fn rows_written(port: u16) -> Option<f64> {
+    metric(
+        &scrape(port)?,
+        "logship_rows_written_total{table=\"infrastructure_logs\"}",
+    )
+}
+
+/// The agent process; killed on drop so an aborted bench leaves nothing running.
+struct Agent {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Agent {
+    fn start(dir: &Path, node: &cassandra::Node, keyspace: &str) -> Agent {
+        let port = free_port();
+        let config = dir.join("logship.toml");
+        fs::write(
+            &config,
+            format!(
+                "[agent]\ndata_dir = \"{data}\"\nhost = \"{HOST}\"\n\n\
+                 [cassandra]\ncontact_points = [\"{host}\"]\nport = {cport}\nkeyspace = \"{keyspace}\"\n\n\
+                 [metrics]\nlisten = \"127.0.0.1:{port}\"\n\n\
+                 [[source]]\nname = \"{SOURCE}\"\npaths = [\"{logs}/access.log*\"]\nformat = \"nginx\"\nbucket = \"5m\"\n",
+                data = dir.join("data").display(),
+                host = node.host,
+                cport = node.port,
+                logs = dir.join("logs").display(),
+            ),
+        )
+        .expect("write the config");
+        let log = dir.join("agent.stderr");
+        let child = Command::new(env!("CARGO_BIN_EXE_logship"))
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("stderr file"))
+            .spawn()
+            .expect("spawn logship");
+        let agent = Agent { child, port, log };
+        let start = Instant::now();
+        while !fs::read_to_string(&agent.log)
+            .unwrap_or_default()
+            .contains("logship ready")
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the agent did not get ready:\n{}",
+                fs::read_to_string(&agent.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        agent
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(mut self) {
+        // SAFETY: kill(2) on our own, not yet reaped child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Resource samples of the agent, one per second.
+#[derive(Default)]
+struct Usage {
+    samples: Vec<(Instant, u64, u64, f64)>, // (when, cpu ticks, rss KiB, rows written)
+}
+
+impl Usage {
+    fn sample(&mut self, agent: &Agent) {
+        if let (Some(cpu), Some((rss, _)), Some(rows)) = (
+            cpu_ticks(agent.pid()),
+            memory_kib(agent.pid()),
+            rows_written(agent.port),
+        ) {
+            self.samples.push((Instant::now(), cpu, rss, rows));
+        }
+    }
+
+    /// (rows/s, CPU % of one core, max RSS MiB) between `from` and `to`.
+    fn window(&self, from: Instant, to: Instant) -> Option<(f64, f64, f64)> {
+        let w: Vec<_> = self
+            .samples
+            .iter()
+            .filter(|s| s.0 >= from && s.0 <= to)
+            .collect();
+        let (first, last) = (w.first()?, w.last()?);
+        let secs = (last.0 - first.0).as_secs_f64();
+        if secs <= 0.0 {
+            return None;
+        }
+        let rate = (last.3 - first.3) / secs;
+        let cpu = (last.1 - first.1) as f64 / clock_ticks_per_sec() / secs * 100.0;
+        let rss = w.iter().map(|s| s.2).max()? as f64 / 1024.0;
+        Some((rate, cpu, rss))
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn fresh_keyspace(node: &cassandra::Node, prefix: &str) -> (String, Session) {
+    let ks = cassandra::unique_keyspace(prefix);
+    let session = cassandra::apply_schema(&node.config(&ks)).await;
+    (ks, session)
+}
+
+/// Reads back the probes of the partitions around now, recording when each first shows.
+async fn poll_probes(
+    session: &Session,
+    stmt: &PreparedStatement,
+    seen: &Mutex<std::collections::HashMap<u64, (u128, u128)>>,
+) {
+    let now = jiff::Timestamp::now();
+    let since = now - jiff::SignedDuration::from_secs(20);
+    let mut places = vec![Placement::of(since, BUCKET), Placement::of(now, BUCKET)];
+    places.dedup_by_key(|p| (p.day, p.bucket));
+    for p in places {
+        let floor = CqlTimestamp(since.as_millisecond() / 1000 * 1000);
+        let Ok(result) = session
+            .execute_unpaged(stmt, (SOURCE, HOST, p.day, p.bucket, floor))
+            .await
+        else {
+            continue;
+        };
+        let readable = now_ns();
+        let Ok(rows) = result.into_rows_result() else {
+            continue;
+        };
+        let Ok(iter) = rows.rows::<(String,)>() else {
+            continue;
+        };
+        let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+        for (message,) in iter.flatten() {
+            let Some(rest) = message.split("/probe/").nth(1) else {
+                continue;
+            };
+            let Some((seq, t)) = rest.split_once("?t=") else {
+                continue;
+            };
+            let t: String = t.chars().take_while(char::is_ascii_digit).collect();
+            if let (Ok(seq), Ok(t)) = (seq.parse::<u64>(), t.parse::<u128>()) {
+                seen.entry(seq).or_insert((t, readable));
+            }
+        }
+    }
+}
+
+struct Steady {
+    written: u64,
+    shipped_rate: f64,
+    cpu: f64,
+    rss_max: f64,
+    hwm: f64,
+    p50: f64,
+    p99: f64,
+    max: f64,
+    probes: usize,
+    probes_seen: usize,
+    all_rows: bool,
+}
+
+fn steady_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) -> Steady {
+    let (keyspace, session) = rt.block_on(fresh_keyspace(node, "bench_steady"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
+    let agent = Agent::start(dir.path(), node, &keyspace);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let probes_written: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
+    let writer = {
+        let path = dir.path().join("logs/access.log");
+        let (stop, written, probes) = (
+            Arc::clone(&stop),
+            Arc::clone(&written),
+            Arc::clone(&probes_written),
+        );
+        let (rate, seconds) = (a.rate, a.seconds);
+        std::thread::spawn(move || {
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .expect("open the log");
+            let mut maker = LineMaker::new(42);
+            let start = Instant::now();
+            let mut next_probe = start;
+            let mut n = 0_u64;
+            let mut seq = 0_u64;
+            let mut chunk = String::new();
+            while start.elapsed() < Duration::from_secs(seconds) && !stop.load(Ordering::Relaxed) {
+                let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+                chunk.clear();
+                if Instant::now() >= next_probe && due > n {
+                    maker.probe(&mut chunk, seq);
+                    probes.lock().unwrap().push((seq, Instant::now()));
+                    seq += 1;
+                    n += 1;
+                    next_probe += PROBE_EVERY;
+                }
+                while n < due {
+                    maker.line(&mut chunk);
+                    n += 1;
+                }
+                if !chunk.is_empty() {
+                    f.write_all(chunk.as_bytes()).expect("append");
+                    written.store(n, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+
+    let seen: Arc<Mutex<std::collections::HashMap<u64, (u128, u128)>>> = Arc::default();
+    let poller = {
+        let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));
+        let handle = rt.handle().clone();
+        let ks = keyspace.clone();
+        std::thread::spawn(move || {
+            handle.block_on(async {
+                let cql = format!(
+                    "SELECT message FROM {ks}.infrastructure_logs WHERE source = ? AND host = ? \
+                     AND day = ? AND bucket = ? AND level = 'ERROR' AND ts >= ? ALLOW FILTERING"
+                );
+                let stmt = session
+                    .prepare(cql)
+                    .await
+                    .unwrap_or_else(|e| panic!("prepare the probe query: {e}"));
+                while !stop.load(Ordering::Relaxed) {
+                    let tick = Instant::now();
+                    poll_probes(&session, &stmt, &seen).await;
+                    tokio::time::sleep(POLL_EVERY.saturating_sub(tick.elapsed())).await;
+                }
+            })
+        })
+    };
+
+    let started = Instant::now();
+    let mut usage = Usage::default();
+    while !writer.is_finished() {
+        usage.sample(&agent);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let steady_from = started + Duration::from_secs(a.warmup);
+    let steady_to = Instant::now();
+    let total = written.load(Ordering::Relaxed);
+    // Let the tail of the run land (and its probes be seen), then stop polling.
+    let drain_start = Instant::now();
+    while rows_written(agent.port).unwrap_or(0.0) < total as f64
+        && drain_start.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    let _ = writer.join();
+    let _ = poller.join();
+    let all_rows = rows_written(agent.port).unwrap_or(0.0) >= total as f64;
+    let hwm = memory_kib(agent.pid()).map_or(f64::NAN, |(_, h)| h as f64 / 1024.0);
+    let (shipped_rate, cpu, rss_max) =
+        usage
+            .window(steady_from, steady_to)
+            .unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+    agent.stop();
+
+    // Latency of the probes written in the steady window.
+    let probes = probes_written.lock().unwrap().clone();
+    let in_window: Vec<u64> = probes
+        .iter()
+        .filter(|(_, at)| *at >= steady_from && *at <= steady_to)
+        .map(|(s, _)| *s)
+        .collect();
+    let seen = seen.lock().unwrap();
+    let mut lat: Vec<f64> = in_window
+        .iter()
+        .filter_map(|s| seen.get(s))
+        .map(|(w, r)| r.saturating_sub(*w) as f64 / 1e6)
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    Steady {
+        written: total,
+        shipped_rate,
+        cpu,
+        rss_max,
+        hwm,
+        p50: percentile(&lat, 0.50),
+        p99: percentile(&lat, 0.99),
+        max: lat.last().copied().unwrap_or(f64::NAN),
+        probes: in_window.len(),
+        probes_seen: lat.len(),
+        all_rows,
+    }
+}
+
+struct Max {
+    lines: u64,
+    rate: f64,
+    cpu: f64,
+    rss_max: f64,
+    hwm: f64,
+    secs: f64,
+}
+
+fn max_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) -> Max {
+    let (keyspace, _session) = rt.block_on(fresh_keyspace(node, "bench_max"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
+    {
+        let mut f = File::create(dir.path().join("logs/access.log")).expect("create the log");
+        let mut maker = LineMaker::new(7);
+        let mut chunk = String::new();
+        for i in 0..a.backlog {
+            maker.line(&mut chunk);
+            if i % 10_000 == 9_999 {
+                f.write_all(chunk.as_bytes()).expect("write");
+                chunk.clear();
+            }
+        }
+        f.write_all(chunk.as_bytes()).expect("write");
+    }
+    let start = Instant::now();
+    let agent = Agent::start(dir.path(), node, &keyspace);
+    let mut usage = Usage::default();
+    while rows_written(agent.port).unwrap_or(0.0) < a.backlog as f64
+        && start.elapsed() < Duration::from_secs(120)
+    {
+        usage.sample(&agent);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    usage.sample(&agent);
+    let secs = start.elapsed().as_secs_f64();
+    let done = Instant::now();
+    // Steady part: skip the first and last tenth of the catch-up.
+    let from = start + Duration::from_secs_f64(secs * 0.1);
+    let to = start + Duration::from_secs_f64(secs * 0.9);
+    let (rate, cpu, rss_max) =
+        usage
+            .window(from, to.min(done))
+            .unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+    let lines = rows_written(agent.port).unwrap_or(0.0) as u64;
+    let hwm = memory_kib(agent.pid()).map_or(f64::NAN, |(_, h)| h as f64 / 1024.0);
+    agent.stop();
+    Max {
+        lines,
+        rate,
+        cpu,
+        rss_max,
+        hwm,
+        secs,
+    }
+}
+
+fn cassandra_cpu_note() -> String {
+    let out = cassandra::script(&["status"]).ok();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    text.trim().to_owned()
+}
+
+fn main() {
+    let a = args();
+    let Some(node) = cassandra::default_node() else {
+        eprintln!("pipeline bench: no Cassandra; nothing measured");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "pipeline bench: {cores} cores shared by Cassandra ({}), the agent, the writer and the poller",
+        cassandra_cpu_note()
+    );
+    println!(
+        "steady run: {} lines/s for {} s (first {} s excluded), nginx combined, bucket 5m, default [buffer]/[batch]",
+        a.rate, a.seconds, a.warmup
+    );
+    let s = steady_run(&rt, &node, &a);
+    println!(
+        "max run: {} lines written before the agent starts, timed until all are rows",
+        a.backlog
+    );
+    let m = max_run(&rt, &node, &a);
+
+    println!();
+    println!(
+        "| run | lines | shipped lines/s | agent CPU (% of a core) | RSS max MiB | VmHWM MiB | write→readable p50 | p99 | max |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| steady {} lines/s | {}{} | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} ms | {:.0} ms | {:.0} ms |",
+        a.rate,
+        s.written,
+        if s.all_rows { "" } else { " (NOT all written)" },
+        s.shipped_rate,
+        s.cpu,
+        s.rss_max,
+        s.hwm,
+        s.p50,
+        s.p99,
+        s.max
+    );
+    println!(
+        "| max (backlog) | {} in {:.1} s | {:.0} | {:.1} | {:.1} | {:.1} | – | – | – |",
+        m.lines, m.secs, m.rate, m.cpu, m.rss_max, m.hwm
+    );
+    println!();
+    println!(
+        "latency: {} of {} probes of the steady window seen (one every {:?}, polled every {:?}; \
+         resolution ≈ the poll interval)",
+        s.probes_seen, s.probes, PROBE_EVERY, POLL_EVERY
+    );
+    println!(
+        "goals: RSS < 30 MiB at 10,000 lines/s: {}; p99 < 2 s: {}",
+        if s.hwm < 30.0 { "met" } else { "NOT met" },
+        if s.p99 < 2000.0 { "met" } else { "NOT met" }
+    );
+}
