@@ -71,12 +71,16 @@ fn replication_map(r: &Replication) -> String {
     }
 }
 
+/// TWCS windows sized for the TTL; `unchecked_tombstone_compaction` lets a window whose
+/// file is mostly expired rows of a short-TTL source be compacted alone, instead of
+/// waiting for the longest TTL in it (docs/schema.md, "Mixed TTLs").
 fn table_options(ttl: Duration) -> String {
     let w = compaction_window(ttl);
     format!(
         "WITH CLUSTERING ORDER BY (ts DESC, id ASC)\n  \
          AND compaction = {{'class': 'TimeWindowCompactionStrategy', \
-         'compaction_window_unit': '{}', 'compaction_window_size': {}}}\n  \
+         'compaction_window_unit': '{}', 'compaction_window_size': {}, \
+         'unchecked_tombstone_compaction': 'true'}}\n  \
          AND default_time_to_live = {}\n  \
          AND gc_grace_seconds = {GC_GRACE_SECONDS}\n  \
          AND compression = {{'class': 'LZ4Compressor', 'chunk_length_in_kb': 16}}",

@@ -22,6 +22,8 @@ pub struct Node {
     pub username: Option<String>,
     pub password: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// Secure profile: the superuser (`cassandra`) and its password.
+    pub superuser: Option<(String, String)>,
     /// The node's `system.log`, to print when something goes wrong.
     pub log: PathBuf,
 }
@@ -73,9 +75,40 @@ pub fn script(args: &[&str]) -> std::io::Result<Output> {
         .output()
 }
 
+/// `scripts/cassandra <args>` with extra environment variables.
+pub fn script_env(args: &[&str], env: &[(&str, &str)]) -> std::io::Result<Output> {
+    Command::new(repo_root().join("scripts/cassandra"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+}
+
+/// JVM options that make a node acknowledge a write only after its commit log is synced
+/// (`commitlog_sync: group`). With `periodic`, a SIGKILLed node loses writes it already
+/// acknowledged, which crash tests must not mistake for the agent losing them.
+pub const DURABLE_COMMITLOG_JAVA_OPTS: &str = "-Dcassandra.config.allow_system_properties=true \
+     -Dcassandra.settings.commitlog_sync=group -Dcassandra.settings.commitlog_sync_group_window=15ms \
+     -Dcassandra.settings.commitlog_sync_period=0ms";
+
 /// Like [`script`], panicking with the script's output when it fails.
 pub fn script_ok(args: &[&str]) -> String {
     let out = script(args).unwrap_or_else(|e| panic!("cannot run scripts/cassandra: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "scripts/cassandra {} failed:\n{text}",
+        args.join(" ")
+    );
+    text
+}
+
+/// Like [`script_ok`] with extra environment variables.
+pub fn script_env_ok(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = script_env(args, env).unwrap_or_else(|e| panic!("cannot run scripts/cassandra: {e}"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -115,6 +148,8 @@ fn start(profile: &'static str) -> Result<Node, String> {
         username: get("LOGSHIP_CASSANDRA_USERNAME"),
         password: get("LOGSHIP_CASSANDRA_PASSWORD"),
         password_file: get("LOGSHIP_CASSANDRA_PASSWORD_FILE").map(PathBuf::from),
+        superuser: get("LOGSHIP_CASSANDRA_SUPERUSER")
+            .zip(get("LOGSHIP_CASSANDRA_SUPERUSER_PASSWORD")),
         log: get("LOGSHIP_CASSANDRA_LOG")
             .map(PathBuf::from)
             .unwrap_or_default(),
