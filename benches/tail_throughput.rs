@@ -102,14 +102,19 @@ fn main() {
     assert_eq!(wc_lines, lines);
 
     println!(
-        "\n## Tail source benchmark ({} cores)\n",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        "\n## Tail source benchmark ({} cores, load average {})\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .unwrap_or("?")
     );
     println!("| what | lines | wall s | lines/s (wall) | MiB/s (wall) | CPU s | lines per CPU s |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let cpu0 = children_cpu_time();
     let t = Instant::now();
-    let wc = Command::new("wc").arg("-l").arg(&file).output().unwrap();
+    Command::new("wc").arg("-l").arg(&file).output().unwrap();
     let wc_time = t.elapsed();
     let wc_cpu = children_cpu_time() - cpu0;
     row(

@@ -307,6 +307,21 @@ impl AckTracker {
         out
     }
 
+    /// Files nobody reads now, by device and inode, with their acknowledged offset: the
+    /// candidates for a file rotated away while the agent was down.
+    pub fn unowned_inodes(&self) -> HashMap<(u64, u64), (FileId, u64)> {
+        self.lock()
+            .iter()
+            .filter(|(_, k)| k.owner.is_none() && !k.deleted)
+            .map(|(id, k)| ((id.dev, id.inode), (*id, k.acks.acked())))
+            .collect()
+    }
+
+    /// Whether the table knows `file` (a checkpoint or a file read in this process).
+    pub fn knows(&self, file: &FileId) -> bool {
+        self.lock().get(file).is_some_and(|k| !k.deleted)
+    }
+
     /// What the checkpoint file should hold now. Files nobody reads, with nothing in
     /// flight and untouched for longer than `retention`, are forgotten.
     pub fn checkpoints(&self, retention: Duration) -> Vec<Checkpoint> {

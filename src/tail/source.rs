@@ -118,6 +118,7 @@ impl SourceWorker {
     pub(crate) fn run(mut self, first_start: bool, started: Sender<()>) {
         tracing::info!(source = %self.spec.name, "source started");
         self.rescan(None, first_start && self.spec.read_from == ReadFrom::End);
+        self.adopt_rotated();
         let _ = started.send(());
         drop(started);
         let cfg = self.shared.config.clone();
@@ -167,6 +168,51 @@ impl SourceWorker {
             self.run_timers(Instant::now());
         }
         self.shutdown();
+    }
+
+    /// At start-up, finds files that were rotated out of the patterns while the agent was
+    /// down (`access.log` renamed to `access.log.1`): same device, inode and head as a
+    /// checkpoint, with bytes past it. They are read to their end and let go, so lines
+    /// written before the rotation are not lost.
+    fn adopt_rotated(&mut self) {
+        let candidates = self.shared.tracker.unowned_inodes();
+        if candidates.is_empty() {
+            return;
+        }
+        let dirs: Vec<PathBuf> = self.patterns.scan().dirs;
+        let now = Instant::now();
+        for dir in dirs {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(meta) = entry.metadata() else {
+                    continue;
+                };
+                let key = (meta.dev(), meta.ino());
+                if !meta.is_file() || self.readers.contains_key(&key) {
+                    continue;
+                }
+                let Some((_, acked)) = candidates.get(&key) else {
+                    continue;
+                };
+                if meta.len() <= *acked {
+                    continue;
+                }
+                tracing::info!(
+                    source = %self.spec.name,
+                    file = %path.display(),
+                    "file rotated while the agent was stopped; reading the rest of it"
+                );
+                let mut r = FileReader::new(key, path, self.spec.max_line_bytes, 0);
+                r.adopt_only = true;
+                r.gone_since = Some(now);
+                self.readers.insert(key, r);
+                self.timed.insert(key);
+                self.mark_ready(key);
+            }
+        }
     }
 
     fn handle_wakes(&mut self, first: Wake, wakes: &Receiver<Wake>) {
@@ -349,7 +395,7 @@ impl SourceWorker {
             return false;
         };
         if !r.is_open() {
-            if r.gone_since.is_some() {
+            if r.gone_since.is_some() && !r.adopt_only {
                 // Its descriptor was closed for idleness: nothing left to read from it.
                 self.release(key, true);
                 return false;
@@ -398,6 +444,11 @@ impl SourceWorker {
                 return false;
             }
         };
+        if r.adopt_only && !self.shared.tracker.knows(&id) {
+            // Same inode, other head: a new file that reused the inode, not ours.
+            self.forget(key);
+            return false;
+        }
         let size = r.size().ok().flatten().unwrap_or(0);
         let start_if_new = r.start_if_new.min(size);
         match self
