@@ -530,10 +530,14 @@ fn steady_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) ->
         .map(|(s, _)| *s)
         .collect();
     let seen = seen.lock().unwrap();
+    // A probe never seen was not readable within the poll window (20 s): it counts as
+    // infinitely late, so a backlog shows as "> 20 s" rather than vanishing from p99.
     let mut lat: Vec<f64> = in_window
         .iter()
-        .filter_map(|s| seen.get(s))
-        .map(|(w, r)| r.saturating_sub(*w) as f64 / 1e6)
+        .map(|s| {
+            seen.get(s)
+                .map_or(f64::INFINITY, |(w, r)| r.saturating_sub(*w) as f64 / 1e6)
+        })
         .collect();
     lat.sort_by(f64::total_cmp);
     Steady {
@@ -546,7 +550,7 @@ fn steady_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) ->
         p99: percentile(&lat, 0.99),
         max: lat.last().copied().unwrap_or(f64::NAN),
         probes: in_window.len(),
-        probes_seen: lat.len(),
+        probes_seen: lat.iter().filter(|l| l.is_finite()).count(),
         all_rows,
     }
 }
@@ -649,8 +653,15 @@ fn main() {
         "| run | lines | shipped lines/s | agent CPU (% of a core) | RSS max MiB | VmHWM MiB | write→readable p50 | p99 | max |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
+    let ms = |v: f64| {
+        if v.is_finite() {
+            format!("{v:.0} ms")
+        } else {
+            "> 20 s".to_owned()
+        }
+    };
     println!(
-        "| steady {} lines/s | {}{} | {:.0} | {:.1} | {:.1} | {:.1} | {:.0} ms | {:.0} ms | {:.0} ms |",
+        "| steady {} lines/s | {}{} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
         a.rate,
         s.written,
         if s.all_rows { "" } else { " (NOT all written)" },
@@ -658,9 +669,9 @@ fn main() {
         s.cpu,
         s.rss_max,
         s.hwm,
-        s.p50,
-        s.p99,
-        s.max
+        ms(s.p50),
+        ms(s.p99),
+        ms(s.max)
     );
     println!(
         "| max (backlog) | {} in {:.1} s | {:.0} | {:.1} | {:.1} | {:.1} | – | – | – |",
