@@ -53,7 +53,7 @@ fn now_minus(secs: i64) -> Timestamp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_thousand_records_come_back_with_every_field_equal() {
     let Some(node) = default_node() else { return };
-    let (sink, config) = sink(&node, WriteMode::UnloggedBatch).await;
+    let (sink, config) = sink(&node, WriteMode::default()).await;
     let start = now_minus(3 * 3600);
     // Ten files over three sources and hosts; 60 s buckets for nginx make many partitions.
     let mut records = Vec::new();

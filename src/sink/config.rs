@@ -180,10 +180,12 @@ impl Consistency {
 #[serde(rename_all = "snake_case")]
 pub enum WriteMode {
     /// One prepared, idempotent insert per row, at most `request_concurrency` in flight.
-    #[default]
     Concurrent,
     /// Rows grouped by partition, one `UNLOGGED` batch per partition (never across
-    /// partitions), at most `request_concurrency` batches in flight.
+    /// partitions), at most `request_concurrency` batches in flight. The default: on the
+    /// benchmark it writes about 3× the rows/s for a tenth of the agent's CPU, because a
+    /// log unit holds few partitions and each becomes one mutation on one replica set.
+    #[default]
     UnloggedBatch,
 }
 
