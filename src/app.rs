@@ -345,7 +345,14 @@ impl SinkThread {
         let own_app = "logship";
         loop {
             self.shared.beat();
-            let unit = match batch::next_unit(&QueueSource(&self.rx), &batch, HEARTBEAT) {
+            let unit = match batch::next_unit(
+                &QueueSource {
+                    rx: &self.rx,
+                    shared: &self.shared,
+                },
+                &batch,
+                HEARTBEAT,
+            ) {
                 Next::Unit(unit) => unit,
                 Next::Idle => continue,
                 Next::Closed => return,
@@ -620,17 +627,32 @@ impl StatusLine {
     }
 }
 
-/// Lets the flush-unit gatherer read the bounded queue.
-struct QueueSource<'a>(&'a QueueReceiver<FileRecord>);
+/// Lets the flush-unit gatherer read the bounded queue, beating the heartbeat while it
+/// waits, so a long `batch.linger` never looks like a stuck sink to the watchdog.
+struct QueueSource<'a> {
+    rx: &'a QueueReceiver<FileRecord>,
+    shared: &'a Shared,
+}
 
 impl UnitSource for QueueSource<'_> {
     type Item = FileRecord;
 
     fn recv_timeout(&self, timeout: Duration) -> Received<FileRecord> {
-        match self.0.recv_timeout(timeout) {
-            Ok(item) => Received::Item(item),
-            Err(queue::RecvError::Timeout) => Received::Timeout,
-            Err(queue::RecvError::Closed) => Received::Closed,
+        let until = Instant::now() + timeout;
+        loop {
+            let step = until
+                .saturating_duration_since(Instant::now())
+                .min(HEARTBEAT);
+            match self.rx.recv_timeout(step) {
+                Ok(item) => return Received::Item(item),
+                Err(queue::RecvError::Closed) => return Received::Closed,
+                Err(queue::RecvError::Timeout) => {
+                    self.shared.beat();
+                    if Instant::now() >= until {
+                        return Received::Timeout;
+                    }
+                }
+            }
         }
     }
 }

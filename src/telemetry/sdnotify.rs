@@ -6,7 +6,7 @@ use std::time::Duration;
 use systemd::daemon;
 
 fn send(state: &[(&str, &str)]) {
-    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+    if std::env::var_os("NOTIFY_SOCKET").is_none_or(|s| s.is_empty()) {
         return;
     }
     if let Err(e) = daemon::notify(false, state.iter()) {
