@@ -94,11 +94,17 @@ check "logship --version prints $version" \
   bash -c '/usr/bin/logship --version | grep -qx "logship $1"' _ "$version"
 
 # cargo-deb's $auto (dpkg-shlibdeps) must name the package of every shared library the
-# binary loads (libsystemd0 once it links libsystemd). It leaves out libgcc-s1 on
-# purpose: the toolchain guarantees it and Debian marks it protected.
+# binary links directly (libsystemd0). Libraries those pull in (libsystemd's libcap,
+# liblz4, ...) are their packages' own dependencies, so only DT_NEEDED entries count.
+# It leaves out libgcc-s1 on purpose: the toolchain guarantees it, Debian marks it protected.
 libraries_covered() {
-  local lib pkg missing=
-  for lib in $(ldd /usr/bin/logship | awk '$2 == "=>" && $3 ~ /^\// {print $3}'); do
+  local lib pkg soname missing=
+  local needed
+  needed=$(readelf -d /usr/bin/logship | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p')
+  [[ -n $needed ]] || { echo "readelf found no DT_NEEDED entries"; return 1; }
+  for soname in $needed; do
+    lib=$(ldd /usr/bin/logship | awk -v so="$soname" '$1 == so && $3 ~ /^\// {print $3}')
+    [[ -n $lib ]] || continue # the dynamic loader itself (ld-linux) has no "=>" line
     pkg=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "$(readlink -f "$lib")" 2>/dev/null) || {
       echo "no package owns $lib"
       return 1
