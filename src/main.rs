@@ -2,11 +2,6 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-// Every record costs a dozen small allocations (its fields); mimalloc makes them about
-// a third cheaper than glibc's malloc (parsers/benches/throughput).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod app;
 mod cli;
 mod commands;

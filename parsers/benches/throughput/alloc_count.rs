@@ -1,10 +1,7 @@
 //! A global allocator that counts allocations while switched on, so the benchmark can
 //! report allocations per line without slowing the timed runs.
 
-use std::alloc::{GlobalAlloc, Layout};
-
-// The daemon's allocator (src/main.rs), so the figures are the ones the agent gets.
-use mimalloc::MiMalloc as System;
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub struct CountingAllocator;
@@ -12,7 +9,7 @@ pub struct CountingAllocator;
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
-// SAFETY: every call is forwarded unchanged to mimalloc.
+// SAFETY: every call is forwarded unchanged to the system allocator.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
