@@ -338,10 +338,7 @@ impl SinkThread {
         let Some(sink) = self.connect() else {
             return;
         };
-        let batch = logship::pipeline::batch::BatchConfig {
-            max_records: self.config.raw.batch.max_records,
-            linger: self.config.raw.batch.linger,
-        };
+        let batch = self.config.raw.batch;
         let own_app = "logship";
         loop {
             self.shared.beat();

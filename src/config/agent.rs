@@ -1,4 +1,5 @@
-//! The agent-wide sections: `[agent]`, `[buffer]`, `[batch]`, `[metrics]`.
+//! The agent-wide sections: `[agent]`, `[buffer]`, `[metrics]` (`[batch]` is
+//! `pipeline::batch::BatchConfig`, shared with the tracing Layer).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,26 +49,6 @@ pub struct BufferConfig {
 impl Default for BufferConfig {
     fn default() -> Self {
         BufferConfig { capacity: 10_000 }
-    }
-}
-
-/// `[batch]`: flush units written to Cassandra.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BatchConfig {
-    /// A unit is written when it holds this many records...
-    pub max_records: usize,
-    /// ...or when its first record has waited this long, whichever comes first.
-    #[serde(with = "super::duration")]
-    pub linger: Duration,
-}
-
-impl Default for BatchConfig {
-    fn default() -> Self {
-        BatchConfig {
-            max_records: 1000,
-            linger: Duration::from_secs(1),
-        }
     }
 }
 

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use logship_parsers::{Format, FormatSpec};
 use serde::{Deserialize, Serialize};
 
-pub use agent::{AgentConfig, BatchConfig, BufferConfig, MetricsConfig};
+pub use crate::pipeline::batch::BatchConfig;
+pub use agent::{AgentConfig, BufferConfig, MetricsConfig};
 pub use load::{ConfigError, ConfigFile};
 pub use source::SourceConfig;
 
