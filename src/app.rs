@@ -640,15 +640,14 @@ impl UnitSource for QueueSource<'_> {
             let step = until
                 .saturating_duration_since(Instant::now())
                 .min(HEARTBEAT);
-            match self.rx.recv_timeout(step) {
-                Ok(item) => return Received::Item(item),
-                Err(queue::RecvError::Closed) => return Received::Closed,
-                Err(queue::RecvError::Timeout) => {
+            match UnitSource::recv_timeout(self.rx, step) {
+                Received::Timeout => {
                     self.shared.beat();
                     if Instant::now() >= until {
                         return Received::Timeout;
                     }
                 }
+                other => return other,
             }
         }
     }

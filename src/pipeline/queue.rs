@@ -7,9 +7,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use super::batch::{self, BatchConfig, Next, Received, UnitSource};
 
 /// Counters shared by both ends of one queue.
 #[derive(Debug, Default)]
@@ -177,37 +179,38 @@ impl<T> QueueReceiver<T> {
     }
 
     /// Gathers a flush unit: waits up to `timeout` for the first item, then takes what else
-    /// arrives within `linger` after it, up to `max` items.
+    /// arrives within `linger` after it, up to `max` items ([`batch::next_unit`] on this queue).
     pub fn recv_batch(
         &self,
         max: usize,
         timeout: Duration,
         linger: Duration,
     ) -> Result<Vec<T>, RecvError> {
-        let first = self.recv_timeout(timeout)?;
-        let mut batch = Vec::with_capacity(max.clamp(1, 4096));
-        batch.push(first);
-        let deadline = Instant::now() + linger;
-        while batch.len() < max {
-            match self.rx.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    match self.rx.recv_timeout(left) {
-                        Ok(item) => batch.push(item),
-                        Err(_) => break,
-                    }
-                }
-            }
+        let config = BatchConfig {
+            max_records: max,
+            linger,
+        };
+        match batch::next_unit(self, &config, timeout) {
+            Next::Unit(unit) => Ok(unit),
+            Next::Idle => Err(RecvError::Timeout),
+            Next::Closed => Err(RecvError::Closed),
         }
-        Ok(batch)
     }
 
     pub fn stats(&self) -> QueueStats {
         stats(self.rx.len(), self.capacity, &self.counters)
+    }
+}
+
+impl<T> UnitSource for QueueReceiver<T> {
+    type Item = T;
+
+    fn recv_timeout(&self, timeout: Duration) -> Received<T> {
+        match QueueReceiver::recv_timeout(self, timeout) {
+            Ok(item) => Received::Item(item),
+            Err(RecvError::Timeout) => Received::Timeout,
+            Err(RecvError::Closed) => Received::Closed,
+        }
     }
 }
 
