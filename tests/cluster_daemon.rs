@@ -143,7 +143,11 @@ fn workspace(cluster: &Cluster, db: &Db, name: &str, order: &[u8], extra: &str) 
     let ws = Workspace::new(name);
     let mut extra_toml = cluster.cassandra_toml(&db.keyspace, order);
     extra_toml.push_str(extra);
-    ws.write_config(None, &extra_toml, &[Source::nginx("app", &ws.log("app.log"))]);
+    ws.write_config(
+        None,
+        &extra_toml,
+        &[Source::nginx("app", &ws.log("app.log"))],
+    );
     ws
 }
 
@@ -187,7 +191,12 @@ fn one_node_killed_mid_stream_and_restarted_loses_and_repeats_nothing() {
     std::thread::sleep(Duration::from_secs(3));
     let total = writer.finish();
     let stopped_at = Instant::now();
-    assert_all_shipped(&db, &ws, total, "one node killed and restarted (LOCAL_QUORUM)");
+    assert_all_shipped(
+        &db,
+        &ws,
+        total,
+        "one node killed and restarted (LOCAL_QUORUM)",
+    );
     let acks = acks.finish();
 
     let stall = acks.longest_gap(t0 + Duration::from_secs(2), stopped_at);
@@ -235,12 +244,13 @@ fn two_of_three_killed_the_agent_holds_reports_and_resumes_when_quorum_returns()
     cluster.kill9(3);
 
     // /health turns 503 once records wait longer than stall_after (default 5 s).
-    let (unhealthy_after, body) = wait_until(Duration::from_secs(40), "/health 503", || {
-        match agent.get("/health") {
-            Some((503, body)) => Some((killed_at.elapsed(), body)),
-            _ => None,
-        }
-    });
+    let (unhealthy_after, body) =
+        wait_until(Duration::from_secs(40), "/health 503", || {
+            match agent.get("/health") {
+                Some((503, body)) => Some((killed_at.elapsed(), body)),
+                _ => None,
+            }
+        });
     let stalled_at = Instant::now();
     eprintln!("quorum lost: /health 503 after {unhealthy_after:?}: {body}");
 
@@ -262,7 +272,10 @@ fn two_of_three_killed_the_agent_holds_reports_and_resumes_when_quorum_returns()
     );
     let written_during = writer.written.load(Ordering::SeqCst);
     let depth = agent.metric("logship_buffer_depth{}").unwrap_or(0.0);
-    assert!(depth <= CAPACITY as f64, "buffer depth {depth} over capacity");
+    assert!(
+        depth <= CAPACITY as f64,
+        "buffer depth {depth} over capacity"
+    );
     assert!(
         max_rss < 80 << 20,
         "the agent's RSS reached {max_rss} bytes while quorum was lost"
@@ -311,7 +324,11 @@ fn two_of_three_killed_the_agent_holds_reports_and_resumes_when_quorum_returns()
     let health: serde_json::Value = serde_json::from_str(&body).expect("/health JSON");
     let reasons: Vec<String> = health["reasons"]
         .as_array()
-        .map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     let stalled = reasons
         .iter()
@@ -339,7 +356,11 @@ fn two_of_three_killed_the_agent_holds_reports_and_resumes_when_quorum_returns()
             rest.split(" s").next()?.trim().parse().ok()
         })
         .collect();
-    assert_eq!(resumed.len(), 1, "one INFO when writes resume; stderr:\n{stderr}");
+    assert_eq!(
+        resumed.len(),
+        1,
+        "one INFO when writes resume; stderr:\n{stderr}"
+    );
     let outage = (back_at - killed_at).as_secs_f64();
     assert!(
         resumed[0] >= outage - 2.0,
@@ -369,7 +390,10 @@ fn a_rolling_restart_of_all_three_nodes_during_shipping_loses_and_repeats_nothin
     let total = writer.finish();
     assert_all_shipped(&db, &ws, total, "rolling restart");
     eprintln!("rolling restart of 3 nodes took {rolled:?}; {total} lines shipped once");
-    assert!(agent.is_running(), "the agent exited during the rolling restart");
+    assert!(
+        agent.is_running(),
+        "the agent exited during the rolling restart"
+    );
     stop_agent(agent);
 }
 

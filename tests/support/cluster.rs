@@ -195,7 +195,17 @@ impl Cluster {
         loop {
             let views: Vec<String> = others
                 .iter()
-                .filter_map(|m| run(&["nodetool", "--profile", "cluster", "--node", &m.to_string(), "status"]).ok())
+                .filter_map(|m| {
+                    run(&[
+                        "nodetool",
+                        "--profile",
+                        "cluster",
+                        "--node",
+                        &m.to_string(),
+                        "status",
+                    ])
+                    .ok()
+                })
                 .collect();
             if !views.is_empty() && views.iter().all(|v| v.contains(&row)) {
                 return start.elapsed();
@@ -240,7 +250,12 @@ impl Cluster {
 
     /// When `observer` last logged node `n` coming up ("InetAddress /127.0.0.N:7002 is
     /// now UP"), if it did after `after`: the moment the cluster had that replica back.
-    pub fn seen_up_at(&self, observer: u8, n: u8, after: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    pub fn seen_up_at(
+        &self,
+        observer: u8,
+        n: u8,
+        after: jiff::Timestamp,
+    ) -> Option<jiff::Timestamp> {
         let text = std::fs::read_to_string(&self.logs[usize::from(observer) - 1]).ok()?;
         let needle = format!("/127.0.0.{n}:7002 is now UP");
         text.lines()
