@@ -243,7 +243,11 @@ fn cassandra_to_agent(mut server: TcpStream, client: TcpStream, state: &Arc<Stat
                         seed = seed
                             .wrapping_mul(6_364_136_223_846_793_005)
                             .wrapping_add(1_442_695_040_888_963_407);
-                        let extra = if span == 0 { 0 } else { (seed >> 33) % (span + 1) };
+                        let extra = if span == 0 {
+                            0
+                        } else {
+                            (seed >> 33) % (span + 1)
+                        };
                         Instant::now() + min + Duration::from_millis(extra)
                     }
                     // A black-holed connection answers nothing.
