@@ -13,6 +13,8 @@ pub mod host;
 pub mod layer;
 pub mod pipeline;
 #[cfg(feature = "agent")]
+pub mod serve;
+#[cfg(feature = "agent")]
 pub mod signals;
 pub mod sink;
 #[cfg(feature = "agent")]
