@@ -12,6 +12,7 @@ pub mod host;
 #[cfg(feature = "layer")]
 pub mod layer;
 pub mod pipeline;
+pub mod query;
 #[cfg(feature = "agent")]
 pub mod serve;
 #[cfg(feature = "agent")]
