@@ -607,6 +607,18 @@ struct Head {
     order: Order,
 }
 
+/// A partition's first row as a heap entry.
+async fn first_head(mut rest: Source, order: Order) -> Result<Option<Head>, QueryError> {
+    match rest.next().await {
+        None => Ok(None),
+        Some(row) => Ok(Some(Head {
+            row: row?,
+            rest,
+            order,
+        })),
+    }
+}
+
 impl PartialEq for Head {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
@@ -841,17 +853,14 @@ impl RowStream {
             for sources in opened {
                 firsts.extend(sources?);
             }
+            // The futures are built first (they do nothing until polled) so the stream's
+            // type holds no closure: with one, rustc could not prove the whole read
+            // `Send` (a higher-ranked lifetime limit), and `logship serve` needs it.
+            let firsts: Vec<_> = firsts
+                .into_iter()
+                .map(|rest| first_head(rest, order))
+                .collect();
             let heads: Vec<Result<Option<Head>, QueryError>> = futures::stream::iter(firsts)
-                .map(|mut rest| async move {
-                    match rest.next().await {
-                        None => Ok(None),
-                        Some(row) => Ok(Some(Head {
-                            row: row?,
-                            rest,
-                            order,
-                        })),
-                    }
-                })
                 .buffer_unordered(self.reader.inner.options.max_in_flight.max(1))
                 .collect()
                 .await;
