@@ -12,6 +12,9 @@ pub mod host;
 #[cfg(feature = "layer")]
 pub mod layer;
 pub mod pipeline;
+pub mod query;
+#[cfg(feature = "agent")]
+pub mod serve;
 #[cfg(feature = "agent")]
 pub mod signals;
 pub mod sink;

@@ -40,6 +40,8 @@ pub struct RawConfig {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub tail: TailConfig,
+    #[serde(default)]
+    pub serve: crate::serve::ServeConfig,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
 }
@@ -114,6 +116,9 @@ fn validate_agent(raw: &RawConfig, files: &[ConfigFile]) -> Result<(), ConfigErr
     };
     if raw.batch.max_records == 0 {
         return Err(err("batch", "max_records", "must be at least 1".into()));
+    }
+    if raw.serve.max_limit == 0 {
+        return Err(err("serve", "max_limit", "must be at least 1".into()));
     }
     if raw.buffer.capacity < raw.batch.max_records {
         return Err(err(
