@@ -22,7 +22,7 @@ pub struct AgentConfig {
     /// How long a SIGTERM drain may take to flush what is buffered before the agent exits;
     /// keep it below the unit's `TimeoutStopSec` (30 s). What is not acknowledged by then
     /// is read again at the next start.
-    #[serde(with = "super::duration")]
+    #[serde(with = "crate::duration")]
     pub shutdown_timeout: Duration,
 }
 

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 
 /// A config problem, always naming where it is so an operator can fix it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     #[error("cannot read {}", path.display())]
     Read {
@@ -39,10 +40,28 @@ impl ConfigError {
             path: path.to_owned(),
             line,
             column: 1,
-            key: format!("{key}: "),
+            key: if key.is_empty() {
+                String::new()
+            } else {
+                format!("{key}: ")
+            },
             message: message.into(),
         }
     }
+}
+
+/// A setting that is accepted but should be changed (a deprecated key), with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}: {key}: {message}", path.display())]
+pub struct ConfigWarning {
+    /// The file that sets it.
+    pub path: PathBuf,
+    /// 1-based line of the key.
+    pub line: usize,
+    /// Dotted key (`tail.rescan_interval_ms`).
+    pub key: String,
+    /// What to write instead.
+    pub message: String,
 }
 
 /// One file of the config, after interpolation.

@@ -1,10 +1,11 @@
 //! The agent's configuration: `/etc/logship/logship.toml` plus `conf.d/*.toml` drop-ins.
 //!
 //! Raw serde types (unknown keys rejected, every key documented here) are read per file so
-//! errors point into the right file, merged, then validated into [`Config`].
+//! errors point into the right file, merged, then validated into [`Config`]. This is the
+//! one validation: `run`, `check-config` and the Layer's `agent_config` all go through
+//! [`Config::load`], so they accept exactly the same configs.
 
 pub mod agent;
-pub mod duration;
 pub mod load;
 pub mod source;
 
@@ -15,13 +16,18 @@ use std::sync::Arc;
 use logship_parsers::{Format, FormatSpec};
 use serde::{Deserialize, Serialize};
 
+/// The section types name `super::duration`; the parser itself is [`crate::duration`].
+pub use crate::duration;
 pub use crate::pipeline::batch::BatchConfig;
 pub use agent::{AgentConfig, BufferConfig, MetricsConfig};
-pub use load::{ConfigError, ConfigFile};
+pub use load::{ConfigError, ConfigFile, ConfigWarning};
 pub use source::SourceConfig;
 
+use crate::limits;
 use crate::pipeline::Route;
 use crate::sink::CassandraConfig;
+use crate::tail::config::DEPRECATED_TAIL_KEYS;
+use crate::tail::discover::{PatternError, Patterns};
 use crate::tail::{ParserSpec, SourceSpec, SourceTailSettings, TailConfig};
 
 /// The whole file, as written.
@@ -51,14 +57,34 @@ pub struct SourceOrigin {
     pub line: usize,
 }
 
-/// A validated configuration.
+/// A validated configuration: what the agent runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub raw: RawConfig,
+    /// `[agent]`.
+    pub agent: AgentConfig,
+    /// `[cassandra]`, with its files checked readable.
+    pub cassandra: CassandraConfig,
+    /// `[buffer]`, holding at least one flush unit.
+    pub buffer: BufferConfig,
+    /// `[batch]`.
+    pub batch: BatchConfig,
+    /// `[metrics]`.
+    pub metrics: MetricsConfig,
+    /// `[tail]`.
+    pub tail: TailConfig,
+    /// The `[[source]]`s, their globs compiled and their limits checked.
+    pub sources: Vec<SourceSpec>,
     /// The files it was read from, main file first.
     pub files: Vec<PathBuf>,
+    /// `[agent] host`, or the kernel's host name.
     pub host: String,
-    pub sources: Vec<SourceSpec>,
+    /// Accepted but deprecated settings, each naming its file, line and key: show them
+    /// to the operator (check-config prints them, the daemon should log them).
+    pub warnings: Vec<ConfigWarning>,
+    /// The sections as read, kept only for src/app.rs until it reads the validated fields
+    /// above; nothing else reads it.
+    #[doc(hidden)]
+    pub raw: RawConfig,
 }
 
 impl Config {
@@ -86,7 +112,9 @@ impl Config {
                     line: lines.get(i).copied().unwrap_or(1),
                 });
             }
-            load::merge(&mut merged, file.table()?, &["source"]);
+            let table = file.table()?;
+            supersede_deprecated(&mut merged, &table);
+            load::merge(&mut merged, table, &["source"]);
         }
         let raw: RawConfig =
             toml::Value::Table(merged)
@@ -97,11 +125,19 @@ impl Config {
         let host = raw.agent.host.clone().unwrap_or_else(crate::host::hostname);
         let sources = validate_sources(&raw.sources, &origins, &host)?;
         validate_agent(&raw, files)?;
+        validate_tail(&raw.tail, files)?;
         Ok(Config {
-            raw,
+            agent: raw.agent.clone(),
+            cassandra: raw.cassandra.clone(),
+            buffer: raw.buffer.clone(),
+            batch: raw.batch,
+            metrics: raw.metrics.clone(),
+            tail: raw.tail.clone(),
+            sources,
             files: files.iter().map(|f| f.path.clone()).collect(),
             host,
-            sources,
+            warnings: deprecations(files),
+            raw,
         })
     }
 }
@@ -125,15 +161,16 @@ fn validate_agent(raw: &RawConfig, files: &[ConfigFile]) -> Result<(), ConfigErr
             ),
         ));
     }
-    if raw.cassandra.contact_points.is_empty() {
+    let c = &raw.cassandra;
+    if c.contact_points.is_empty() {
         return Err(err(
             "cassandra",
             "contact_points",
             "needs at least one node".into(),
         ));
     }
-    if raw.cassandra.username.is_some() != raw.cassandra.password_file.is_some() {
-        let key = if raw.cassandra.username.is_some() {
+    if c.username.is_some() != c.password_file.is_some() {
+        let key = if c.username.is_some() {
             "username"
         } else {
             "password_file"
@@ -144,56 +181,185 @@ fn validate_agent(raw: &RawConfig, files: &[ConfigFile]) -> Result<(), ConfigErr
             "username and password_file go together".into(),
         ));
     }
-    if let Some(pw) = &raw.cassandra.password_file {
-        if let Err(e) = std::fs::metadata(pw) {
+    if let Some(pw) = &c.password_file {
+        let text = readable_file(pw).map_err(|m| err("cassandra", "password_file", m))?;
+        if text.trim_end_matches(['\n', '\r']).is_empty() {
             return Err(err(
                 "cassandra",
                 "password_file",
-                format!("cannot read {}: {e}", pw.display()),
+                format!("{} is empty", pw.display()),
             ));
+        }
+    }
+    if let Some(tls) = &c.tls {
+        let Some(ca) = &tls.ca_file else {
+            return Err(err(
+                "cassandra.tls",
+                "ca_file",
+                "is required: the PEM CA (or node certificate) that signs the nodes".into(),
+            ));
+        };
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            let key = if tls.cert_file.is_some() {
+                "cert_file"
+            } else {
+                "key_file"
+            };
+            return Err(err(
+                "cassandra.tls",
+                key,
+                "cert_file and key_file go together".into(),
+            ));
+        }
+        let files = [
+            ("ca_file", Some(ca)),
+            ("cert_file", tls.cert_file.as_ref()),
+            ("key_file", tls.key_file.as_ref()),
+        ];
+        for (key, path) in files {
+            if let Some(path) = path {
+                readable_file(path).map_err(|m| err("cassandra.tls", key, m))?;
+            }
         }
     }
     Ok(())
 }
 
-/// The last file that sets `[section] key`, and the line where it does; the main file's
-/// first line when none sets it (a default is at fault).
+/// Reads a file the agent needs at run time, so a directory or a file the current user
+/// may not read is refused now (as the service user, this is the daemon's own check).
+fn readable_file(path: &Path) -> Result<String, String> {
+    if path.is_dir() {
+        return Err(format!("{} is a directory, not a file", path.display()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn validate_tail(tail: &TailConfig, files: &[ConfigFile]) -> Result<(), ConfigError> {
+    let err = |key: &str, msg: &str| {
+        // The key may be written in its deprecated integer form.
+        let old = DEPRECATED_TAIL_KEYS
+            .iter()
+            .find(|(_, new, _)| *new == key)
+            .map(|(old, _, _)| *old);
+        let (mut path, mut line) = locate(files, "tail", key);
+        if let Some(old) = old {
+            if line == 1 {
+                (path, line) = locate(files, "tail", old);
+            }
+        }
+        ConfigError::at(&path, line, &format!("tail.{key}"), msg)
+    };
+    let nonzero = [
+        ("rescan_interval", tail.rescan_interval),
+        ("poll_interval", tail.poll_interval),
+        ("checkpoint_interval", tail.checkpoint_interval),
+    ];
+    for (key, value) in nonzero {
+        if value.is_zero() {
+            return Err(err(key, "must be more than 0"));
+        }
+    }
+    if tail.max_open_files == 0 {
+        return Err(err("max_open_files", "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// A drop-in that sets a `[tail]` duration in one form replaces the other form from
+/// earlier files, so an old `rescan_interval_ms` in the main file and a new
+/// `rescan_interval` in a drop-in are not "set twice".
+fn supersede_deprecated(merged: &mut toml::Table, overlay: &toml::Table) {
+    let Some(new) = overlay.get("tail").and_then(|t| t.as_table()) else {
+        return;
+    };
+    let Some(base) = merged.get_mut("tail").and_then(|t| t.as_table_mut()) else {
+        return;
+    };
+    for (old_key, new_key, _) in DEPRECATED_TAIL_KEYS {
+        if new.contains_key(new_key) {
+            base.remove(old_key);
+        }
+        if new.contains_key(old_key) {
+            base.remove(new_key);
+        }
+    }
+}
+
+/// A warning for every deprecated key set in any of the files, where it is set.
+fn deprecations(files: &[ConfigFile]) -> Vec<ConfigWarning> {
+    let mut warnings = Vec::new();
+    for file in files {
+        let Ok(table) = file.table() else { continue };
+        let Some(tail) = table.get("tail").and_then(|t| t.as_table()) else {
+            continue;
+        };
+        for (old, new, unit) in DEPRECATED_TAIL_KEYS {
+            let Some(n) = tail.get(old).and_then(|v| v.as_integer()) else {
+                continue;
+            };
+            let n = u64::try_from(n).unwrap_or(0);
+            warnings.push(ConfigWarning {
+                path: file.path.clone(),
+                line: key_line(file, "tail", old).unwrap_or(1),
+                key: format!("tail.{old}"),
+                message: format!(
+                    "deprecated integer key: write {new} = \"{}\" instead",
+                    unit.string(n)
+                ),
+            });
+        }
+    }
+    warnings
+}
+
+/// The last file that sets `[section] key` (`section` may be dotted: `cassandra.tls`), and
+/// the line where it does; the main file's first line when none sets it (a default is at
+/// fault).
 fn locate(files: &[ConfigFile], section: &str, key: &str) -> (PathBuf, usize) {
     for file in files.iter().rev() {
         let sets = file
             .table()
             .ok()
             .and_then(|t| {
-                t.get(section)
-                    .and_then(|s| s.as_table())
-                    .map(|s| s.contains_key(key))
+                let mut table = &t;
+                for part in section.split('.') {
+                    table = table.get(part)?.as_table()?;
+                }
+                Some(table.contains_key(key))
             })
             .unwrap_or(false);
-        if !sets {
-            continue;
+        if sets {
+            return (file.path.clone(), key_line(file, section, key).unwrap_or(1));
         }
-        let mut current = String::new();
-        for (i, line) in file.text.lines().enumerate() {
-            let t = line.trim();
-            if let Some(h) = t.strip_prefix('[') {
-                current = h
-                    .trim_start_matches('[')
-                    .split(']')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_owned();
-            } else if current == section
-                && t.strip_prefix(key)
-                    .is_some_and(|rest| rest.trim_start().starts_with('='))
-            {
-                return (file.path.clone(), i + 1);
-            }
-        }
-        return (file.path.clone(), 1);
     }
     let main = files.first().map(|f| f.path.clone()).unwrap_or_default();
     (main, 1)
+}
+
+/// The line of `key = ...` under the `[section]` header of `file`.
+fn key_line(file: &ConfigFile, section: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (i, line) in file.text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(h) = t.strip_prefix('[') {
+            current = h
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .split('.')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(".");
+        } else if current == section
+            && t.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 fn validate_sources(
@@ -262,13 +428,15 @@ fn validate_sources(
             };
             return Err(err(key, e.to_string()));
         }
-        if source.bucket.as_secs() < 60 {
-            return Err(err("bucket", "must be at least one minute".into()));
-        }
+        limits::check_bucket(source.bucket).map_err(|e| {
+            err(
+                "bucket",
+                format!("{:?} is out of range: {e}", source.bucket),
+            )
+        })?;
         if let Some(ttl) = source.ttl {
-            if ttl.as_secs() == 0 || ttl.as_secs() > i32::MAX as u64 {
-                return Err(err("ttl", "must be between 1 second and 68 years".into()));
-            }
+            limits::check_ttl(ttl)
+                .map_err(|e| err("ttl", format!("{ttl:?} is out of range: {e}")))?;
         }
         if source.max_line_bytes < 64 {
             return Err(err("max_line_bytes", "must be at least 64".into()));
@@ -276,6 +444,20 @@ fn validate_sources(
         let mut exclude = source.exclude.clone();
         if !exclude.iter().any(|e| e == "*.gz") {
             exclude.push("*.gz".to_owned());
+        }
+        // Compiled here as the tailer will, so a glob it would refuse is a config error.
+        if let Err(e) = Patterns::new(&source.paths, &exclude) {
+            return Err(match e {
+                PatternError::Glob { pattern, source: g } => {
+                    let key = if source.paths.contains(&pattern) {
+                        "paths"
+                    } else {
+                        "exclude"
+                    };
+                    err(key, format!("bad glob {pattern:?}: {}", g.kind()))
+                }
+                other => err("paths", other.to_string()),
+            });
         }
         let route = Arc::new(Route {
             source: Arc::from(source.name.as_str()),
@@ -286,7 +468,7 @@ fn validate_sources(
         let settings = SourceTailSettings {
             read_from: source.read_from,
             max_line_bytes: source.max_line_bytes,
-            multiline_timeout_ms: source.multiline_timeout.as_millis() as u64,
+            multiline_timeout: source.multiline_timeout,
         };
         let mut spec = SourceSpec::new(
             &source.name,

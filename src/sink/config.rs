@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::duration;
+
 /// How to reach and write to Cassandra.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -218,39 +220,6 @@ impl Default for RetryConfig {
     }
 }
 
-/// Durations as `"500ms"`, `"12s"`, `"90d"`, `"1h 30m"` or ISO 8601 (`"PT12S"`, `"P90D"`);
-/// a day is 24 hours.
-pub mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer, de};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        parse(&text).map_err(de::Error::custom)
-    }
-
-    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{}ms", value.as_millis()))
-    }
-
-    pub fn parse(text: &str) -> Result<Duration, String> {
-        let bad =
-            || format!("invalid duration {text:?} (expected e.g. \"500ms\", \"12s\", \"90d\")");
-        let span: jiff::Span = text.trim().parse().map_err(|_| bad())?;
-        if span.is_negative() {
-            return Err(format!("duration {text:?} must not be negative"));
-        }
-        let nanos = span
-            .total((
-                jiff::Unit::Nanosecond,
-                jiff::SpanRelativeTo::days_are_24_hours(),
-            ))
-            .map_err(|_| bad())?;
-        Ok(Duration::from_nanos(nanos as u64))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,15 +248,6 @@ mod tests {
             c.endpoints(),
             ["db1:9043", "db2:9142", "[::1]:9043", "[::1]:9000"]
         );
-    }
-
-    #[test]
-    fn durations_accept_days_and_reject_garbage() {
-        assert_eq!(duration::parse("90d"), Ok(Duration::from_secs(7_776_000)));
-        assert_eq!(duration::parse("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(duration::parse("PT12S"), Ok(Duration::from_secs(12)));
-        assert!(duration::parse("soon").is_err());
-        assert!(duration::parse("-1s").unwrap_err().contains("negative"));
     }
 
     #[test]
