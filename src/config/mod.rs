@@ -161,78 +161,15 @@ fn validate_agent(raw: &RawConfig, files: &[ConfigFile]) -> Result<(), ConfigErr
             ),
         ));
     }
-    let c = &raw.cassandra;
-    if c.contact_points.is_empty() {
-        return Err(err(
-            "cassandra",
-            "contact_points",
-            "needs at least one node".into(),
-        ));
-    }
-    if c.username.is_some() != c.password_file.is_some() {
-        let key = if c.username.is_some() {
-            "username"
-        } else {
-            "password_file"
+    if let Err(e) = raw.cassandra.check() {
+        // `tls.ca_file` is the key `ca_file` of the table `[cassandra.tls]`.
+        let (section, key) = match e.key.rsplit_once('.') {
+            Some((table, key)) => (format!("cassandra.{table}"), key),
+            None => ("cassandra".to_owned(), e.key),
         };
-        return Err(err(
-            "cassandra",
-            key,
-            "username and password_file go together".into(),
-        ));
-    }
-    if let Some(pw) = &c.password_file {
-        let text = readable_file(pw).map_err(|m| err("cassandra", "password_file", m))?;
-        if text.trim_end_matches(['\n', '\r']).is_empty() {
-            return Err(err(
-                "cassandra",
-                "password_file",
-                format!("{} is empty", pw.display()),
-            ));
-        }
-    }
-    if let Some(tls) = &c.tls {
-        let Some(ca) = &tls.ca_file else {
-            return Err(err(
-                "cassandra.tls",
-                "ca_file",
-                "is required: the PEM CA (or node certificate) that signs the nodes".into(),
-            ));
-        };
-        if tls.cert_file.is_some() != tls.key_file.is_some() {
-            let key = if tls.cert_file.is_some() {
-                "cert_file"
-            } else {
-                "key_file"
-            };
-            return Err(err(
-                "cassandra.tls",
-                key,
-                "cert_file and key_file go together".into(),
-            ));
-        }
-        let files = [
-            ("ca_file", Some(ca)),
-            ("cert_file", tls.cert_file.as_ref()),
-            ("key_file", tls.key_file.as_ref()),
-        ];
-        for (key, path) in files {
-            if let Some(path) = path {
-                readable_file(path).map_err(|m| err("cassandra.tls", key, m))?;
-            }
-        }
+        return Err(err(&section, key, e.message));
     }
     Ok(())
-}
-
-/// Reads a file the agent needs at run time, so a directory or a file the current user
-/// may not read is refused now (as the service user, this is the daemon's own check).
-fn readable_file(path: &Path) -> Result<String, String> {
-    if path.is_dir() {
-        return Err(format!("{} is a directory, not a file", path.display()));
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 fn validate_tail(tail: &TailConfig, files: &[ConfigFile]) -> Result<(), ConfigError> {
@@ -560,6 +497,53 @@ mod tests {
         assert!(
             c.sources[0].exclude.iter().any(|e| e == "*.gz"),
             "gzip'd rotations are always left out"
+        );
+    }
+
+    #[test]
+    fn a_tls_file_is_reported_at_its_key_in_the_dotted_table() {
+        let files = [file(
+            "/main.toml",
+            "[cassandra]\nport = 9042\n\n[cassandra.tls]\nca_file = \"/nonexistent/ca.pem\"\n",
+        )];
+        let err = Config::from_files(&files).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "/main.toml:5:1: cassandra.tls.ca_file: cannot read /nonexistent/ca.pem"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_dropin_may_replace_an_old_tail_key_with_its_new_form() {
+        let files = [
+            file(
+                "/main.toml",
+                "[tail]\nrescan_interval_ms = 500\nidle_close_secs = 9\n",
+            ),
+            file("/conf.d/1.toml", "[tail]\nrescan_interval = \"2s\"\n"),
+        ];
+        let c = Config::from_files(&files).unwrap();
+        assert_eq!(c.tail.rescan_interval, std::time::Duration::from_secs(2));
+        assert_eq!(c.tail.idle_close, std::time::Duration::from_secs(9));
+        let warned: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            warned,
+            [
+                "/main.toml:2: tail.rescan_interval_ms: deprecated integer key: write rescan_interval = \"500ms\" instead",
+                "/main.toml:3: tail.idle_close_secs: deprecated integer key: write idle_close = \"9s\" instead",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_zero_interval_is_refused_at_its_key() {
+        let files = [file("/main.toml", "[tail]\n\npoll_interval = \"0s\"\n")];
+        let err = Config::from_files(&files).unwrap_err().to_string();
+        assert!(
+            err.starts_with("/main.toml:3:1: tail.poll_interval: must be more than 0"),
+            "{err}"
         );
     }
 }

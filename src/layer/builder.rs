@@ -243,6 +243,10 @@ impl LayerBuilder {
             (Some(w), _) => w,
             (None, None) => return Err(LayerError::MissingCassandra),
             (None, Some(config)) => {
+                // The same checks as the agent's `[cassandra]`.
+                config
+                    .check()
+                    .map_err(|e| LayerError::BadCassandra(e.to_string()))?;
                 let host = self.host.clone().unwrap_or_else(crate::host::hostname);
                 cassandra::writer(cassandra::Settings {
                     config: config.clone(),

@@ -95,6 +95,92 @@ impl CassandraConfig {
     }
 }
 
+/// A `[cassandra]` setting refused before any connection: which key and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct SettingError {
+    /// The key, relative to `[cassandra]` (`password_file`, `tls.ca_file`).
+    pub key: &'static str,
+    /// What is wrong, naming the file for file settings.
+    pub message: String,
+}
+
+impl CassandraConfig {
+    /// Everything that can be checked without a network, for the agent's config and the
+    /// Layer alike: the nodes, the keyspace name, and that each file the connection will
+    /// read is a readable, non-empty file *for the current user* (run as the service
+    /// user, this is the check the daemon itself would fail at connect time).
+    pub fn check(&self) -> Result<(), SettingError> {
+        let bad = |key, message: String| Err(SettingError { key, message });
+        if self.contact_points.iter().all(|cp| cp.trim().is_empty()) {
+            return bad("contact_points", "needs at least one node".into());
+        }
+        let k = &self.keyspace;
+        if k.is_empty()
+            || k.len() > 48
+            || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return bad(
+                "keyspace",
+                format!("{k:?} is not a keyspace name (letters, digits and '_', at most 48)"),
+            );
+        }
+        if self.username.is_some() != self.password_file.is_some() {
+            let key = if self.username.is_some() {
+                "username"
+            } else {
+                "password_file"
+            };
+            return bad(key, "username and password_file go together".into());
+        }
+        if let Some(pw) = &self.password_file {
+            let text = readable_file(pw).map_err(|message| SettingError {
+                key: "password_file",
+                message,
+            })?;
+            if text.iter().all(|b| matches!(b, b'\n' | b'\r')) {
+                return bad("password_file", format!("{} is empty", pw.display()));
+            }
+        }
+        if let Some(tls) = &self.tls {
+            let Some(ca) = &tls.ca_file else {
+                return bad(
+                    "tls.ca_file",
+                    "is required: the PEM CA (or node certificate) that signs the nodes".into(),
+                );
+            };
+            if tls.cert_file.is_some() != tls.key_file.is_some() {
+                let key = if tls.cert_file.is_some() {
+                    "tls.cert_file"
+                } else {
+                    "tls.key_file"
+                };
+                return bad(key, "cert_file and key_file go together".into());
+            }
+            let files = [
+                ("tls.ca_file", Some(ca)),
+                ("tls.cert_file", tls.cert_file.as_ref()),
+                ("tls.key_file", tls.key_file.as_ref()),
+            ];
+            for (key, path) in files {
+                if let Some(path) = path {
+                    readable_file(path).map_err(|message| SettingError { key, message })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a file the connection needs: a directory, or a file the current user may not
+/// read, is refused with a message naming it.
+fn readable_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    if path.is_dir() {
+        return Err(format!("{} is a directory, not a file", path.display()));
+    }
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
 /// `host` → `host:port`; `host:port`, `[v6]:port` kept; a bare IPv6 address bracketed.
 fn with_port(contact_point: &str, port: u16) -> String {
     let cp = contact_point.trim();
@@ -248,6 +334,46 @@ mod tests {
             c.endpoints(),
             ["db1:9043", "db2:9142", "[::1]:9043", "[::1]:9000"]
         );
+    }
+
+    #[test]
+    fn check_refuses_unusable_settings_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = |c: CassandraConfig| c.check().unwrap_err().key;
+        let with_password = |p: PathBuf| CassandraConfig {
+            username: Some("u".into()),
+            password_file: Some(p),
+            ..CassandraConfig::default()
+        };
+        assert_eq!(CassandraConfig::default().check(), Ok(()));
+        assert_eq!(key(with_password(dir.path().to_owned())), "password_file");
+        assert_eq!(
+            key(with_password(dir.path().join("missing"))),
+            "password_file"
+        );
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        assert_eq!(key(with_password(empty)), "password_file");
+        let good = dir.path().join("pw");
+        std::fs::write(&good, "secret\n").unwrap();
+        assert_eq!(with_password(good).check(), Ok(()));
+        let tls = |t: TlsConfig| CassandraConfig {
+            tls: Some(t),
+            ..CassandraConfig::default()
+        };
+        assert_eq!(key(tls(TlsConfig::default())), "tls.ca_file");
+        assert_eq!(
+            key(tls(TlsConfig {
+                ca_file: Some(dir.path().join("nope.pem")),
+                ..TlsConfig::default()
+            })),
+            "tls.ca_file"
+        );
+        let keyspace = CassandraConfig {
+            keyspace: "logs; DROP".into(),
+            ..CassandraConfig::default()
+        };
+        assert_eq!(key(keyspace), "keyspace");
     }
 
     #[test]
