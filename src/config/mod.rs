@@ -148,6 +148,18 @@ fn validate_agent(raw: &RawConfig, files: &[ConfigFile]) -> Result<(), ConfigErr
         let (path, line) = locate(files, section, key);
         ConfigError::at(&path, line, &format!("{section}.{key}"), msg)
     };
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    if !LEVELS.contains(&raw.agent.log_level.to_ascii_lowercase().as_str()) {
+        return Err(err(
+            "agent",
+            "log_level",
+            format!(
+                "{:?} is not one of {}",
+                raw.agent.log_level,
+                LEVELS.join(", ")
+            ),
+        ));
+    }
     if raw.batch.max_records == 0 {
         return Err(err("batch", "max_records", "must be at least 1".into()));
     }
@@ -534,6 +546,29 @@ mod tests {
                 "/main.toml:2: tail.rescan_interval_ms: deprecated integer key: write rescan_interval = \"500ms\" instead",
                 "/main.toml:3: tail.idle_close_secs: deprecated integer key: write idle_close = \"9s\" instead",
             ]
+        );
+    }
+
+    #[test]
+    fn a_misspelt_log_level_is_refused_not_replaced_by_info() {
+        let files = [file("/main.toml", "[agent]\nlog_level = \"verbose\"\n")];
+        let err = Config::from_files(&files).unwrap_err().to_string();
+        assert!(
+            err.starts_with("/main.toml:2:1: agent.log_level: \"verbose\" is not one of"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn retry_settings_are_checked_in_their_dotted_table() {
+        let files = [file(
+            "/main.toml",
+            "[cassandra.retry]\ninitial_backoff = \"20s\"\nmax_backoff = \"10s\"\n",
+        )];
+        let err = Config::from_files(&files).unwrap_err().to_string();
+        assert!(
+            err.starts_with("/main.toml:2:1: cassandra.retry.initial_backoff: 20s is longer"),
+            "{err}"
         );
     }
 

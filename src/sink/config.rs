@@ -125,6 +125,21 @@ impl CassandraConfig {
                 format!("{k:?} is not a keyspace name (letters, digits and '_', at most 48)"),
             );
         }
+        if self.request_concurrency == 0 {
+            return bad("request_concurrency", "must be at least 1".into());
+        }
+        if self.retry.breaker_threshold == 0 {
+            return bad("retry.breaker_threshold", "must be at least 1".into());
+        }
+        if self.retry.initial_backoff > self.retry.max_backoff {
+            return bad(
+                "retry.initial_backoff",
+                format!(
+                    "{:?} is longer than max_backoff ({:?})",
+                    self.retry.initial_backoff, self.retry.max_backoff
+                ),
+            );
+        }
         if self.username.is_some() != self.password_file.is_some() {
             let key = if self.username.is_some() {
                 "username"
