@@ -298,7 +298,7 @@ fn a_password_file_the_service_user_cannot_read_is_refused_with_file_line_and_ke
         &[
             &format!("{}:{line}:", ws.config().display()),
             "cassandra.password_file",
-            "cannot read",
+            "cannot be read",
             "ermission denied",
         ],
     );

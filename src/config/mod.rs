@@ -521,7 +521,7 @@ mod tests {
         let err = Config::from_files(&files).unwrap_err().to_string();
         assert!(
             err.starts_with(
-                "/main.toml:5:1: cassandra.tls.ca_file: cannot read /nonexistent/ca.pem"
+                "/main.toml:5:1: cassandra.tls.ca_file: /nonexistent/ca.pem cannot be read"
             ),
             "{err}"
         );

@@ -97,11 +97,12 @@ impl CassandraConfig {
 
 /// A `[cassandra]` setting refused before any connection: which key and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
+#[error("{key} {message}")]
 pub struct SettingError {
     /// The key, relative to `[cassandra]` (`password_file`, `tls.ca_file`).
     pub key: &'static str,
-    /// What is wrong, naming the file for file settings.
+    /// What is wrong, worded to follow the key (`is empty`), naming the file for file
+    /// settings.
     pub message: String,
 }
 
@@ -113,7 +114,7 @@ impl CassandraConfig {
     pub fn check(&self) -> Result<(), SettingError> {
         let bad = |key, message: String| Err(SettingError { key, message });
         if self.contact_points.iter().all(|cp| cp.trim().is_empty()) {
-            return bad("contact_points", "needs at least one node".into());
+            return bad("contact_points", "is empty: name at least one node".into());
         }
         let k = &self.keyspace;
         if k.is_empty()
@@ -140,13 +141,10 @@ impl CassandraConfig {
                 ),
             );
         }
-        if self.username.is_some() != self.password_file.is_some() {
-            let key = if self.username.is_some() {
-                "username"
-            } else {
-                "password_file"
-            };
-            return bad(key, "username and password_file go together".into());
+        match (&self.username, &self.password_file) {
+            (Some(_), None) => return bad("username", "is set without password_file".into()),
+            (None, Some(_)) => return bad("password_file", "is set without username".into()),
+            _ => {}
         }
         if let Some(pw) = &self.password_file {
             let text = readable_file(pw).map_err(|message| SettingError {
@@ -164,13 +162,10 @@ impl CassandraConfig {
                     "is required: the PEM CA (or node certificate) that signs the nodes".into(),
                 );
             };
-            if tls.cert_file.is_some() != tls.key_file.is_some() {
-                let key = if tls.cert_file.is_some() {
-                    "tls.cert_file"
-                } else {
-                    "tls.key_file"
-                };
-                return bad(key, "cert_file and key_file go together".into());
+            match (&tls.cert_file, &tls.key_file) {
+                (Some(_), None) => return bad("tls.cert_file", "is set without key_file".into()),
+                (None, Some(_)) => return bad("tls.key_file", "is set without cert_file".into()),
+                _ => {}
             }
             let files = [
                 ("tls.ca_file", Some(ca)),
@@ -193,7 +188,7 @@ fn readable_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
     if path.is_dir() {
         return Err(format!("{} is a directory, not a file", path.display()));
     }
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    std::fs::read(path).map_err(|e| format!("{} cannot be read: {e}", path.display()))
 }
 
 /// `host` → `host:port`; `host:port`, `[v6]:port` kept; a bare IPv6 address bracketed.
