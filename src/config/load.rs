@@ -9,26 +9,38 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// A config file or the drop-in directory cannot be read.
     #[error("cannot read {}", path.display())]
     Read {
+        /// The file or directory.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// A bad value, key or syntax.
     #[error("{}:{line}:{column}: {key}{message}", path.display())]
     Invalid {
+        /// The file.
         path: PathBuf,
+        /// 1-based line.
         line: usize,
+        /// 1-based column (1 for checks made after parsing).
         column: usize,
         /// Dotted path of the offending key (`cassandra.port`, `source[0].format`), with
         /// a trailing `: ` when known.
         key: String,
+        /// What is wrong.
         message: String,
     },
+    /// A `${NAME}` whose variable is not set.
     #[error("{}:{line}: environment variable {name} is not set (write $${{{name}}} for a literal)", path.display())]
     UndefinedEnv {
+        /// The file.
         path: PathBuf,
+        /// 1-based line.
         line: usize,
+        /// The variable.
         name: String,
     },
 }
@@ -67,11 +79,14 @@ pub struct ConfigWarning {
 /// One file of the config, after interpolation.
 #[derive(Debug, Clone)]
 pub struct ConfigFile {
+    /// Where it was read from.
     pub path: PathBuf,
+    /// Its text, `${VAR}`s replaced.
     pub text: String,
 }
 
 impl ConfigFile {
+    /// Reads and interpolates `path` from the process environment.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
         let raw = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -80,6 +95,7 @@ impl ConfigFile {
         Self::from_text(path, &raw, |name| std::env::var(name).ok())
     }
 
+    /// A file from its text, interpolated with `env` (tests pass their own).
     pub fn from_text(
         path: &Path,
         raw: &str,

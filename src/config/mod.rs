@@ -34,18 +34,25 @@ use crate::tail::{ParserSpec, SourceSpec, SourceTailSettings, TailConfig};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// `[agent]`.
     #[serde(default)]
     pub agent: AgentConfig,
+    /// `[cassandra]`.
     #[serde(default)]
     pub cassandra: CassandraConfig,
+    /// `[buffer]`.
     #[serde(default)]
     pub buffer: BufferConfig,
+    /// `[batch]`.
     #[serde(default)]
     pub batch: BatchConfig,
+    /// `[metrics]`.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[tail]`, read through [`crate::tail::config::TailKeys`].
     #[serde(default)]
     pub tail: TailConfig,
+    /// The `[[source]]`s.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
 }
@@ -53,7 +60,9 @@ pub struct RawConfig {
 /// Where a `[[source]]` was written, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceOrigin {
+    /// The file holding it.
     pub file: PathBuf,
+    /// The line of its `[[source]]` header.
     pub line: usize,
 }
 

@@ -214,9 +214,15 @@ fn with_port(contact_point: &str, port: u16) -> String {
 #[serde(tag = "class", deny_unknown_fields)]
 pub enum Replication {
     /// One ring, `replication_factor` copies: a development node (RF 1).
-    SimpleStrategy { replication_factor: u32 },
+    SimpleStrategy {
+        /// Copies of each row.
+        replication_factor: u32,
+    },
     /// Copies per datacenter, e.g. `datacenters = { dc1 = 3, dc2 = 3 }`: production.
-    NetworkTopologyStrategy { datacenters: BTreeMap<String, u32> },
+    NetworkTopologyStrategy {
+        /// Copies of each row per datacenter name.
+        datacenters: BTreeMap<String, u32>,
+    },
 }
 
 impl Default for Replication {
@@ -245,14 +251,23 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Consistency {
+    /// `ANY`: a hint anywhere counts.
     Any,
+    /// `ONE` replica.
     One,
+    /// `TWO` replicas.
     Two,
+    /// `THREE` replicas.
     Three,
+    /// `QUORUM` across datacenters.
     Quorum,
+    /// `ALL` replicas.
     All,
+    /// `LOCAL_QUORUM`: a quorum in the local datacenter.
     LocalQuorum,
+    /// `EACH_QUORUM`: a quorum in every datacenter.
     EachQuorum,
+    /// `LOCAL_ONE`: one replica in the local datacenter.
     LocalOne,
 }
 

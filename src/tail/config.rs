@@ -61,21 +61,27 @@ impl Default for TailConfig {
 
 // Accessors kept for the tailer's call sites.
 impl TailConfig {
+    /// The field `rescan_interval`.
     pub const fn rescan_interval(&self) -> Duration {
         self.rescan_interval
     }
+    /// The field `poll_interval`.
     pub const fn poll_interval(&self) -> Duration {
         self.poll_interval
     }
+    /// The field `idle_close`.
     pub const fn idle_close(&self) -> Duration {
         self.idle_close
     }
+    /// The field `rotate_wait`.
     pub const fn rotate_wait(&self) -> Duration {
         self.rotate_wait
     }
+    /// The field `checkpoint_interval`.
     pub const fn checkpoint_interval(&self) -> Duration {
         self.checkpoint_interval
     }
+    /// The field `checkpoint_retention`.
     pub const fn checkpoint_retention(&self) -> Duration {
         self.checkpoint_retention
     }
@@ -310,6 +316,7 @@ impl Default for SourceTailSettings {
 }
 
 impl SourceTailSettings {
+    /// The field `multiline_timeout`.
     pub const fn multiline_timeout(&self) -> Duration {
         self.multiline_timeout
     }
