@@ -138,7 +138,7 @@ fn wrong_type_in_the_main_file_names_its_line_and_key() {
 }
 
 #[test]
-fn bad_log_format_names_the_source_its_file_and_line() {
+fn bad_log_format_names_the_source_its_file_and_the_line_of_the_key() {
     let ws = Workspace::new("cfg-logformat");
     good_config(&ws);
     let dropin = ws.dropin("20-api.toml");
@@ -153,7 +153,7 @@ fn bad_log_format_names_the_source_its_file_and_line() {
     assert_refused(
         &ws,
         &[
-            &format!("{}:3:", dropin.display()),
+            &format!("{}:7:", dropin.display()),
             "source[api].log_format",
             "${time_local",
         ],
@@ -355,7 +355,7 @@ fn a_glob_with_a_syntax_error_is_refused_with_file_line_and_key() {
     assert_refused(
         &ws,
         &[
-            &format!("{}:2:", dropin.display()),
+            &format!("{}:4:", dropin.display()),
             "source[web].paths",
             "bad glob",
             "[web.log",
@@ -369,7 +369,7 @@ fn a_glob_with_a_syntax_error_is_refused_with_file_line_and_key() {
     assert_refused(
         &ws,
         &[
-            &format!("{}:2:", dropin.display()),
+            &format!("{}:6:", dropin.display()),
             "source[web].exclude",
             "bad glob",
         ],
@@ -391,7 +391,7 @@ fn a_ttl_beyond_cassandras_limit_is_refused_as_the_layer_refuses_it() {
     assert_refused(
         &ws,
         &[
-            &format!("{}:2:", dropin.display()),
+            &format!("{}:6:", dropin.display()),
             "source[web].ttl",
             "expected whole seconds from 1 s to 20 years (Cassandra's limit)",
         ],
@@ -413,7 +413,7 @@ fn a_bucket_wider_than_a_day_is_refused_not_clamped() {
     assert_refused(
         &ws,
         &[
-            &format!("{}:2:", dropin.display()),
+            &format!("{}:6:", dropin.display()),
             "source[web].bucket",
             "1 minute to 1 day",
         ],

@@ -64,6 +64,37 @@ pub struct SourceOrigin {
     pub file: PathBuf,
     /// The line of its `[[source]]` header.
     pub line: usize,
+    /// The line of each key written in its block, so an error points at the value.
+    pub keys: Vec<(String, usize)>,
+}
+
+impl SourceOrigin {
+    /// The line of `key` in this source's block, or of its header.
+    pub fn line_of(&self, key: &str) -> usize {
+        self.keys
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(self.line, |(_, line)| *line)
+    }
+}
+
+/// The keys written on the lines after the `[[...]]` header at `header` (1-based), up to
+/// the next table header.
+fn block_keys(text: &str, header: usize) -> Vec<(String, usize)> {
+    let mut keys = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(header) {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            break;
+        }
+        if let Some((key, _)) = t.split_once('=') {
+            let key = key.trim().trim_matches(['"', '\'']);
+            if !key.is_empty() && !key.starts_with('#') {
+                keys.push((key.to_owned(), i + 1));
+            }
+        }
+    }
+    keys
 }
 
 /// A validated configuration: what the agent runs with.
@@ -116,9 +147,11 @@ impl Config {
             let alone: RawConfig = file.deserialize()?;
             let lines = file.array_table_lines("source");
             for (i, _) in alone.sources.iter().enumerate() {
+                let line = lines.get(i).copied().unwrap_or(1);
                 origins.push(SourceOrigin {
                     file: file.path.clone(),
-                    line: lines.get(i).copied().unwrap_or(1),
+                    line,
+                    keys: block_keys(&file.text, line),
                 });
             }
             let table = file.table()?;
@@ -328,6 +361,7 @@ fn validate_sources(
     let fallback = SourceOrigin {
         file: PathBuf::from("<config>"),
         line: 1,
+        keys: Vec::new(),
     };
     let mut seen: HashMap<&str, &SourceOrigin> = HashMap::new();
     let mut specs = Vec::with_capacity(sources.len());
@@ -336,7 +370,7 @@ fn validate_sources(
         let err = |key: &str, msg: String| {
             ConfigError::at(
                 &origin.file,
-                origin.line,
+                origin.line_of(key),
                 &format!("source[{}].{key}", source.name),
                 msg,
             )
@@ -355,7 +389,7 @@ fn validate_sources(
                 format!(
                     "a source of this name is already defined at {}:{}",
                     first.file.display(),
-                    first.line
+                    first.line_of("name")
                 ),
             ));
         }
@@ -480,7 +514,7 @@ mod tests {
         let err = Config::from_files(&files).unwrap_err().to_string();
         assert!(
             err.starts_with(
-                "/etc/logship/conf.d/20-web.toml:2:1: source[web].log_format: bad log_format"
+                "/etc/logship/conf.d/20-web.toml:6:1: source[web].log_format: bad log_format"
             ),
             "{err}"
         );
@@ -492,10 +526,10 @@ mod tests {
         let files = [file("/main.toml", src), file("/conf.d/1.toml", src)];
         let err = Config::from_files(&files).unwrap_err().to_string();
         assert!(
-            err.starts_with("/conf.d/1.toml:1:1: source[a].name"),
+            err.starts_with("/conf.d/1.toml:2:1: source[a].name"),
             "{err}"
         );
-        assert!(err.contains("already defined at /main.toml:1"), "{err}");
+        assert!(err.contains("already defined at /main.toml:2"), "{err}");
     }
 
     #[test]
