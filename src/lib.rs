@@ -8,9 +8,11 @@ pub use logship_parsers as parsers;
 
 #[cfg(feature = "agent")]
 pub mod config;
+pub mod duration;
 pub mod host;
 #[cfg(feature = "layer")]
 pub mod layer;
+pub mod limits;
 pub mod pipeline;
 pub mod query;
 #[cfg(feature = "agent")]

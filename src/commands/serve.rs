@@ -15,7 +15,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (cassandra, serve) = match &args.config {
         None => (CassandraConfig::default(), ServeConfig::default()),
         Some(path) => match Config::load(path) {
-            Ok(c) => (c.raw.cassandra, c.raw.serve),
+            Ok(c) => (c.cassandra, c.serve),
             Err(e) => {
                 eprintln!("logship: invalid configuration: {e}");
                 return Ok(ExitCode::from(exit::CONFIG));

@@ -71,7 +71,7 @@ pub fn filter(params: &Params, now: Timestamp, tz: &TimeZone) -> Result<Filter, 
 /// `interval` of `/counts`: a duration such as `5m` or `1h`, at least a second.
 pub fn interval(params: &Params, default: Duration) -> Result<Duration, ParamError> {
     let d = params
-        .parsed("interval", crate::sink::config::duration::parse)?
+        .parsed("interval", crate::duration::parse)?
         .unwrap_or(default);
     if d < Duration::from_secs(1) {
         return Err(ParamError::invalid("interval", "must be at least 1s"));
