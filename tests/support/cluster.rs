@@ -248,8 +248,8 @@ impl Cluster {
         }
     }
 
-    /// When `observer` last logged node `n` coming up ("InetAddress /127.0.0.N:7002 is
-    /// now UP"), if it did after `after`: the moment the cluster had that replica back.
+    /// When `observer` first logged node `n` coming up after `after` ("InetAddress
+    /// /127.0.0.N:7002 is now UP"): the moment the cluster had that replica back.
     pub fn seen_up_at(
         &self,
         observer: u8,
@@ -261,8 +261,7 @@ impl Cluster {
         text.lines()
             .filter(|l| l.contains(&needle))
             .filter_map(log_time)
-            .filter(|t| *t > after)
-            .last()
+            .find(|t| *t > after)
     }
 }
 
