@@ -186,38 +186,6 @@ impl Cluster {
         run_ok(&["stop", "--profile", "cluster", "--node", &n.to_string()]);
     }
 
-    /// Waits until every other running node lists node `n` as down (DN): until then
-    /// coordinators still send it requests and wait for them to time out.
-    pub fn wait_seen_down(&self, n: u8, timeout: Duration) -> Duration {
-        let start = Instant::now();
-        let others: Vec<u8> = NODES.iter().copied().filter(|m| *m != n).collect();
-        let row = format!("DN  127.0.0.{n} ");
-        loop {
-            let views: Vec<String> = others
-                .iter()
-                .filter_map(|m| {
-                    run(&[
-                        "nodetool",
-                        "--profile",
-                        "cluster",
-                        "--node",
-                        &m.to_string(),
-                        "status",
-                    ])
-                    .ok()
-                })
-                .collect();
-            if !views.is_empty() && views.iter().all(|v| v.contains(&row)) {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "node {n} not seen down after {timeout:?}: {views:?}"
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
     /// `nodetool <args>` on node `n`.
     pub fn nodetool(&self, n: u8, args: &[&str]) -> String {
         let mut all = vec!["nodetool", "--profile", "cluster", "--node"];
