@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures::TryStreamExt as _;
 use logship::sink::{CassandraConfig, Consistency, Replication};
 
 use crate::agent::Db;
@@ -65,7 +66,11 @@ impl Cluster {
         static LOCK: Mutex<()> = Mutex::new(());
         static FIRST: OnceLock<Result<(), String>> = OnceLock::new();
         let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-        let started = FIRST.get_or_init(|| run(&["start", "--profile", "cluster"]).map(|_| ()));
+        let started = FIRST.get_or_init(|| {
+            run(&["start", "--profile", "cluster"])?;
+            drop_old_keyspaces();
+            Ok(())
+        });
         match started {
             Ok(()) => {}
             Err(e) if in_ci() => panic!("CI=true and the Cassandra cluster cannot start: {e}"),
@@ -231,6 +236,49 @@ impl Cluster {
             .filter_map(log_time)
             .find(|t| *t > after)
     }
+}
+
+/// Drops the keyspaces earlier cluster test processes left (`t_cl_*`), once per process:
+/// the nodes' small heaps should not carry every past run's tables and indexes. The test
+/// binaries of one `cargo test` run one after another, so none is in use.
+fn drop_old_keyspaces() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let config = CassandraConfig {
+        contact_points: NODES.iter().map(|n| Cluster::host(*n)).collect(),
+        port: PORT,
+        local_datacenter: Some(DATACENTER.to_owned()),
+        ..CassandraConfig::default()
+    };
+    rt.block_on(async {
+        let session = logship::sink::session::connect(&config)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let mut names: Vec<String> = Vec::new();
+        match session
+            .query_iter("SELECT keyspace_name FROM system_schema.keyspaces", ())
+            .await
+            .map(|pager| pager.rows_stream::<(String,)>())
+        {
+            Ok(Ok(mut rows)) => {
+                while let Ok(Some((name,))) = rows.try_next().await {
+                    names.push(name);
+                }
+            }
+            Ok(Err(e)) => eprintln!("NOTICE: cannot list keyspaces: {e}"),
+            Err(e) => eprintln!("NOTICE: cannot list keyspaces: {e}"),
+        }
+        for ks in names.iter().filter(|k| k.starts_with("t_cl_")) {
+            let mut stmt =
+                scylla::statement::Statement::new(format!("DROP KEYSPACE IF EXISTS {ks}"));
+            stmt.set_request_timeout(Some(Duration::from_secs(60)));
+            if let Err(e) = session.query_unpaged(stmt, ()).await {
+                eprintln!("NOTICE: could not drop {ks}: {e}");
+            }
+        }
+    });
 }
 
 /// The timestamp of a Cassandra log line (`INFO  [thread] 2026-11-30 17:28:03,766 ...`,
