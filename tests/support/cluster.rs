@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures::TryStreamExt as _;
 use logship::sink::{CassandraConfig, Consistency, Replication};
 
 use crate::agent::Db;
@@ -65,7 +66,11 @@ impl Cluster {
         static LOCK: Mutex<()> = Mutex::new(());
         static FIRST: OnceLock<Result<(), String>> = OnceLock::new();
         let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-        let started = FIRST.get_or_init(|| run(&["start", "--profile", "cluster"]).map(|_| ()));
+        let started = FIRST.get_or_init(|| {
+            run(&["start", "--profile", "cluster"])?;
+            drop_old_keyspaces();
+            Ok(())
+        });
         match started {
             Ok(()) => {}
             Err(e) if in_ci() => panic!("CI=true and the Cassandra cluster cannot start: {e}"),
@@ -186,38 +191,6 @@ impl Cluster {
         run_ok(&["stop", "--profile", "cluster", "--node", &n.to_string()]);
     }
 
-    /// Waits until every other running node lists node `n` as down (DN): until then
-    /// coordinators still send it requests and wait for them to time out.
-    pub fn wait_seen_down(&self, n: u8, timeout: Duration) -> Duration {
-        let start = Instant::now();
-        let others: Vec<u8> = NODES.iter().copied().filter(|m| *m != n).collect();
-        let row = format!("DN  127.0.0.{n} ");
-        loop {
-            let views: Vec<String> = others
-                .iter()
-                .filter_map(|m| {
-                    run(&[
-                        "nodetool",
-                        "--profile",
-                        "cluster",
-                        "--node",
-                        &m.to_string(),
-                        "status",
-                    ])
-                    .ok()
-                })
-                .collect();
-            if !views.is_empty() && views.iter().all(|v| v.contains(&row)) {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "node {n} not seen down after {timeout:?}: {views:?}"
-            );
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
     /// `nodetool <args>` on node `n`.
     pub fn nodetool(&self, n: u8, args: &[&str]) -> String {
         let mut all = vec!["nodetool", "--profile", "cluster", "--node"];
@@ -248,8 +221,8 @@ impl Cluster {
         }
     }
 
-    /// When `observer` last logged node `n` coming up ("InetAddress /127.0.0.N:7002 is
-    /// now UP"), if it did after `after`: the moment the cluster had that replica back.
+    /// When `observer` first logged node `n` coming up after `after` ("InetAddress
+    /// /127.0.0.N:7002 is now UP"): the moment the cluster had that replica back.
     pub fn seen_up_at(
         &self,
         observer: u8,
@@ -261,9 +234,51 @@ impl Cluster {
         text.lines()
             .filter(|l| l.contains(&needle))
             .filter_map(log_time)
-            .filter(|t| *t > after)
-            .last()
+            .find(|t| *t > after)
     }
+}
+
+/// Drops the keyspaces earlier cluster test processes left (`t_cl_*`), once per process:
+/// the nodes' small heaps should not carry every past run's tables and indexes. The test
+/// binaries of one `cargo test` run one after another, so none is in use.
+fn drop_old_keyspaces() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let config = CassandraConfig {
+        contact_points: NODES.iter().map(|n| Cluster::host(*n)).collect(),
+        port: PORT,
+        local_datacenter: Some(DATACENTER.to_owned()),
+        ..CassandraConfig::default()
+    };
+    rt.block_on(async {
+        let session = logship::sink::session::connect(&config)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let mut names: Vec<String> = Vec::new();
+        match session
+            .query_iter("SELECT keyspace_name FROM system_schema.keyspaces", ())
+            .await
+            .map(|pager| pager.rows_stream::<(String,)>())
+        {
+            Ok(Ok(mut rows)) => {
+                while let Ok(Some((name,))) = rows.try_next().await {
+                    names.push(name);
+                }
+            }
+            Ok(Err(e)) => eprintln!("NOTICE: cannot list keyspaces: {e}"),
+            Err(e) => eprintln!("NOTICE: cannot list keyspaces: {e}"),
+        }
+        for ks in names.iter().filter(|k| k.starts_with("t_cl_")) {
+            let mut stmt =
+                scylla::statement::Statement::new(format!("DROP KEYSPACE IF EXISTS {ks}"));
+            stmt.set_request_timeout(Some(Duration::from_secs(60)));
+            if let Err(e) = session.query_unpaged(stmt, ()).await {
+                eprintln!("NOTICE: could not drop {ks}: {e}");
+            }
+        }
+    });
 }
 
 /// The timestamp of a Cassandra log line (`INFO  [thread] 2026-11-30 17:28:03,766 ...`,
