@@ -41,6 +41,11 @@ pub async fn connect(config: &CassandraConfig) -> Result<Session, SinkError> {
     let mut builder = SessionBuilder::new()
         .known_nodes(config.endpoints())
         .connection_timeout(config.connect_timeout)
+        // Only what routing needs (the keyspace's replication, tables, partitioners): the
+        // full schema of every keyspace costs a dozen more sequential round trips, so
+        // through a slow network (0.2-2 s per answer) a session never finished connecting.
+        .keyspaces_to_fetch([config.keyspace.clone()])
+        .fetch_full_schema_metadata(false)
         .default_execution_profile_handle(profile.into_handle());
     if let Some(user) = &config.username {
         let password = read_password(config)?;
@@ -53,7 +58,9 @@ pub async fn connect(config: &CassandraConfig) -> Result<Session, SinkError> {
     if let Some(tls) = &config.tls {
         builder = builder.tls_context(Some(tls_context(tls)?));
     }
-    let timeout = config.connect_timeout * 3;
+    // The first connection (connect_timeout) and then the metadata queries, each an
+    // ordinary request: a slow cluster gets time to answer them, a hung one still fails.
+    let timeout = config.connect_timeout + config.request_timeout * 4;
     let session = tokio::time::timeout(timeout, builder.build())
         .await
         .map_err(|_| SinkError::Unreachable {
