@@ -78,8 +78,7 @@ fn own_logs_reach_a_real_journald_with_priorities_and_logship_fields() {
         "[cassandra]\ncontact_points = [\"127.0.0.1:{}\"]\nkeyspace = \"nowhere\"\n",
         free_port()
     );
-    let extra = format!("{cassandra}");
-    ws.write_config(None, &extra, &[Source::nginx("web", &ws.log("*.log"))]);
+    ws.write_config(None, &cassandra, &[Source::nginx("web", &ws.log("*.log"))]);
     let config = fs::read_to_string(ws.config()).expect("config");
     let config = config.replace("[agent]\n", "[agent]\nshutdown_timeout = \"1s\"\n");
     fs::write(ws.config(), config).expect("config");
