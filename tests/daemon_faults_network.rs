@@ -114,10 +114,27 @@ fn wait_health(agent: &mut Agent, timeout: Duration, what: &str, want: impl Fn(u
     }
 }
 
+/// Waits for `n` rows of `web`; on timeout fails with the agent's stderr.
+fn wait_rows_or_show(db: &Db, ws: &Workspace, agent: &Agent, n: u64) {
+    let start = Instant::now();
+    loop {
+        let got = db.rows_of("web", &ws.host).len() as u64;
+        if got >= n {
+            return;
+        }
+        assert!(
+            start.elapsed() < WAIT * 2,
+            "timed out: {got} of {n} rows; agent stderr:\n{}",
+            agent.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// Timeouts short enough that a black hole shows within seconds.
-fn config_via(db: &Db, ws: &Workspace, proxy: &Proxy) {
+fn config_via(db: &Db, ws: &Workspace, proxy: &Proxy, request_timeout: &str) {
     let extra = format!(
-        "{}request_timeout = \"3s\"\nconnect_timeout = \"2s\"\n\n[cassandra.retry]\n\
+        "{}request_timeout = \"{request_timeout}\"\nconnect_timeout = \"5s\"\n\n[cassandra.retry]\n\
          initial_backoff = \"50ms\"\nmax_backoff = \"2s\"\nbreaker_threshold = 5\n\
          breaker_cooldown = \"1s\"\n\n[buffer]\ncapacity = 5000\n\n\
          [batch]\nmax_records = 500\nlinger = \"200ms\"\n",
@@ -133,14 +150,16 @@ fn slow_cassandra_every_answer_late_by_up_to_2s_ships_every_line_once_in_bounded
     };
     let proxy = Proxy::start(&db.node.contact_point(), SLOW);
     let ws = Workspace::new("fault-slow");
-    config_via(&db, &ws, &proxy);
+    // Above the proxy's 2 s most of the time; answers queued behind a late one can pass
+    // it, and then the sink's own retries must cover them.
+    config_via(&db, &ws, &proxy, "4s");
     let mut agent = ws.spawn(&[]);
     agent.wait_ready();
     let rss = RssWatch::start(agent.pid());
     const TOTAL: u64 = 10_000;
     let (_, handle) = writer(ws.log("access.log"), TOTAL);
     handle.join().expect("writer");
-    db.wait_rows("web", &ws.host, TOTAL as usize);
+    wait_rows_or_show(&db, &ws, &agent, TOTAL);
     std::thread::sleep(Duration::from_secs(3));
     assert_exactly_once(&db.rows_of("web", &ws.host), TOTAL, "through a slow proxy");
     assert!(
@@ -165,7 +184,7 @@ fn black_hole_cassandra_accepts_and_never_answers_then_recovers_nothing_lost() {
     };
     let proxy = Proxy::start(&db.node.contact_point(), Mode::Pass);
     let ws = Workspace::new("fault-hole");
-    config_via(&db, &ws, &proxy);
+    config_via(&db, &ws, &proxy, "3s");
     let mut agent = ws.spawn(&[]);
     agent.wait_ready();
     let pid = agent.pid();
@@ -208,7 +227,7 @@ fn black_hole_cassandra_accepts_and_never_answers_then_recovers_nothing_lost() {
         "200 after the black hole",
         |c, _| c == 200,
     );
-    db.wait_rows("web", &ws.host, TOTAL as usize);
+    wait_rows_or_show(&db, &ws, &agent, TOTAL);
     std::thread::sleep(Duration::from_secs(3));
     assert_exactly_once(&db.rows_of("web", &ws.host), TOTAL, "after a black hole");
     let peak = rss.peak();

@@ -41,6 +41,11 @@ pub async fn connect(config: &CassandraConfig) -> Result<Session, SinkError> {
     let mut builder = SessionBuilder::new()
         .known_nodes(config.endpoints())
         .connection_timeout(config.connect_timeout)
+        // Only what routing needs (the keyspace's replication, tables, partitioners): the
+        // full schema of every keyspace costs a dozen more sequential round trips, so
+        // through a slow network (0.2-2 s per answer) a session never finished connecting.
+        .keyspaces_to_fetch([config.keyspace.clone()])
+        .fetch_full_schema_metadata(false)
         .default_execution_profile_handle(profile.into_handle());
     if let Some(user) = &config.username {
         let password = read_password(config)?;
@@ -53,7 +58,9 @@ pub async fn connect(config: &CassandraConfig) -> Result<Session, SinkError> {
     if let Some(tls) = &config.tls {
         builder = builder.tls_context(Some(tls_context(tls)?));
     }
-    let timeout = config.connect_timeout * 3;
+    // The first connection (connect_timeout) and then the metadata queries, each an
+    // ordinary request: a slow cluster gets time to answer them, a hung one still fails.
+    let timeout = config.connect_timeout + config.request_timeout * 4;
     let session = tokio::time::timeout(timeout, builder.build())
         .await
         .map_err(|_| SinkError::Unreachable {
@@ -205,6 +212,21 @@ pub(crate) fn describe_execution_error(e: &ExecutionError) -> String {
     }
 }
 
+/// [`describe_execution_error`] for a request to the nodes at `contact_points`
+/// (`CassandraConfig::endpoints_display`): when no node could be reached at all (a broken
+/// connection pool, an empty plan) the driver's text names no address, so this one does,
+/// e.g. "cannot reach Cassandra at 127.0.0.1:9142: No connections in the pool: ...".
+/// Other errors already say which replicas answered; they are left as they are.
+pub fn describe_execution_error_at(e: &ExecutionError, contact_points: &str) -> String {
+    let reason = describe_execution_error(e);
+    match e {
+        ExecutionError::ConnectionPoolError(_) | ExecutionError::EmptyPlan => {
+            format!("cannot reach Cassandra at {contact_points}: {reason}")
+        }
+        _ => reason,
+    }
+}
+
 fn db_error_name(db: &DbError) -> &'static str {
     match db {
         DbError::SyntaxError => "syntax error",
@@ -226,4 +248,45 @@ fn db_error_name(db: &DbError) -> &'static str {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn an_unreachable_cluster_is_named_by_its_address() {
+        let refused = ConnectionError::IoError(Arc::new(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )));
+        let e = ExecutionError::ConnectionPoolError(ConnectionPoolError::Broken {
+            last_connection_error: refused,
+        });
+        let text = describe_execution_error_at(&e, "127.0.0.1:9142");
+        assert!(
+            text.starts_with("cannot reach Cassandra at 127.0.0.1:9142: "),
+            "{text}"
+        );
+        assert!(!text.contains('\n'), "one line: {text}");
+        let plan =
+            describe_execution_error_at(&ExecutionError::EmptyPlan, "10.0.0.1:9042, 10.0.0.2:9042");
+        assert!(plan.contains("10.0.0.1:9042, 10.0.0.2:9042"), "{plan}");
+    }
+
+    #[test]
+    fn errors_from_a_reachable_cluster_are_left_as_the_driver_said() {
+        let e = ExecutionError::LastAttemptError(RequestAttemptError::DbError(
+            DbError::Unavailable {
+                consistency: scylla::statement::Consistency::LocalQuorum,
+                required: 2,
+                alive: 1,
+            },
+            "Cannot achieve consistency level LOCAL_QUORUM".to_owned(),
+        ));
+        let text = describe_execution_error_at(&e, "127.0.0.1:9042");
+        assert_eq!(text, describe_execution_error(&e));
+        assert!(text.starts_with("unavailable: "), "{text}");
+    }
 }

@@ -7,5 +7,6 @@
 #![allow(dead_code)]
 
 pub mod cassandra;
-pub mod prereq;
+#[allow(unused_imports)]
+pub use cassandra::prereq;
 pub mod records;
