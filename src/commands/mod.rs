@@ -6,6 +6,7 @@ use crate::cli::{Cli, Command};
 
 mod check_config;
 mod parse;
+mod query;
 mod schema;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -14,5 +15,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig(args) => check_config::run(&args.config),
         Command::Parse(args) => parse::run(args),
         Command::Schema { action } => schema::run(action),
+        Command::Query(args) => query::run(args),
     }
 }
