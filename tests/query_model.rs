@@ -124,7 +124,10 @@ async fn random_filters_return_exactly_the_model_rows_in_order() {
         let host = rng.random_range(0..HOSTS.len());
         let req = format!("req-{}", rng.random_range(0..3000));
         let status = ["200", "404", "500"][rng.random_range(0..3)];
-        let message = format!("GET /item/{} status {status} n{i}", rng.random_range(0..1000));
+        let message = format!(
+            "GET /item/{} status {status} n{i}",
+            rng.random_range(0..1000)
+        );
         let mut fields = BTreeMap::from([("status".to_owned(), status.to_owned())]);
         if rng.random_range(0..5) == 0 {
             // A third of the traffic is the application's.
@@ -239,7 +242,8 @@ async fn random_filters_return_exactly_the_model_rows_in_order() {
     let t = Instant::now();
     for case in 0..40 {
         let mut f = Filter {
-            tables: [Tables::All, Tables::Infrastructure, Tables::Application][rng.random_range(0..3)],
+            tables: [Tables::All, Tables::Infrastructure, Tables::Application]
+                [rng.random_range(0..3)],
             ..Filter::default()
         };
         if rng.random_bool(0.5) {
@@ -349,7 +353,12 @@ async fn random_filters_return_exactly_the_model_rows_in_order() {
     }
     let got: BTreeMap<(i64, String, String), u64> = counts
         .iter()
-        .map(|c| ((c.start.as_millisecond(), c.name.clone(), c.level.clone()), c.count))
+        .map(|c| {
+            (
+                (c.start.as_millisecond(), c.name.clone(), c.level.clone()),
+                c.count,
+            )
+        })
         .collect();
     assert_eq!(got, want, "counts");
 

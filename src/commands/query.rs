@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use logship::config::Config;
 use logship::query::{
-    Count, Filter, LogRow, Order, QueryError, Reader, StreamInfo, Tables, parse_field,
-    parse_level, parse_regex, parse_time,
+    Count, Filter, LogRow, Order, QueryError, Reader, StreamInfo, Tables, parse_field, parse_level,
+    parse_regex, parse_time,
 };
 use logship::sink::CassandraConfig;
 
@@ -24,6 +24,8 @@ const BAD_FLAGS: u8 = 2;
 const DEFAULT_LINES: usize = 100;
 /// How often `-f` asks for new rows.
 const FOLLOW_POLL: Duration = Duration::from_millis(500);
+/// How far back `-f` looks for rows stamped before they were written.
+const FOLLOW_LOOKBACK_SECS: i64 = 10;
 const DEFAULT_CONFIG: &str = "/etc/logship/logship.toml";
 
 pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
@@ -77,9 +79,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(exit::FAILURE))
         }
         // The reader went away (`| head`): not an error.
-        Err(Failure::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            Ok(ExitCode::SUCCESS)
-        }
+        Err(Failure::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         Err(Failure::Io(e)) => {
             eprintln!("logship query: writing the output: {e}");
             Ok(ExitCode::from(exit::FAILURE))
@@ -228,11 +228,18 @@ async fn query(
         }
         return Ok(());
     }
+    // Rows that land now may be stamped a little earlier (flush units, clock skew): start
+    // the lookback before now, skipping what was printed, but never before the oldest
+    // printed row when -n cut the output (that would print older rows out of order).
     let mut follow_filter = filter.clone();
     follow_filter.until = None;
-    if follow_filter.from.is_none() {
-        follow_filter.from = Some(Timestamp::now());
+    let mut start = Timestamp::now() - jiff::SignedDuration::from_secs(FOLLOW_LOOKBACK_SECS);
+    if n.is_some_and(|n| printed.len() >= n) {
+        if let Some(oldest) = printed.iter().map(|r| r.timestamp).min() {
+            start = start.max(oldest);
+        }
     }
+    follow_filter.from = Some(follow_filter.from.map_or(start, |f| f.max(start)));
     let mut follow = reader.follow(&follow_filter);
     follow.already_seen(&printed);
     drop(printed);
