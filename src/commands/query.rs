@@ -200,7 +200,11 @@ async fn query(
     let mut count = 0_usize;
     let n = args
         .lines
-        .or((filter.from.is_none() || args.follow).then_some(DEFAULT_LINES));
+        .or(filter.from.is_none().then_some(DEFAULT_LINES));
+    // Rows printed within the follow lookback, so `-f` does not print them again.
+    let recent_from = (Timestamp::now()
+        - jiff::SignedDuration::from_secs(2 * FOLLOW_LOOKBACK_SECS))
+    .as_millisecond();
     match n {
         Some(n) => {
             let mut rows = reader.newest(filter, n).await?;
@@ -218,6 +222,9 @@ async fn query(
             while let Some(row) = stream.next().await? {
                 out.row(&mut w, &row)?;
                 count += 1;
+                if args.follow && row.ts_ms >= recent_from {
+                    printed.push(row);
+                }
             }
         }
     }
