@@ -1,7 +1,7 @@
 //! The read core against the real Cassandra: rows written through the agent's sink over
 //! several hosts, sources, a service, buckets of two widths and a UTC day boundary; random
 //! filter combinations must return exactly what an in-memory model returns, in order.
-//! `QUERY_MODEL_ROWS` sets the row count (default 120 000).
+//! `QUERY_MODEL_ROWS` sets the row count (default 300 000).
 
 mod support;
 
@@ -81,7 +81,7 @@ async fn random_filters_return_exactly_the_model_rows_in_order() {
     let n_rows: usize = std::env::var("QUERY_MODEL_ROWS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(120_000);
+        .unwrap_or(300_000);
 
     // Four hours around a UTC midnight two days ago.
     let midnight = Timestamp::now()

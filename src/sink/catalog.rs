@@ -5,6 +5,11 @@
 //! before the first rows of that partition, so a query that finds a partition's rows can
 //! always find the partition first. `last_seen` is refreshed at most once a minute per
 //! partition, never per row.
+//!
+//! Rows cluster by bucket start, so a reader asks for the buckets its time range touches
+//! instead of the whole day. Buckets start up to one width before the range, so each day
+//! also holds one marker row per bucket width in use (`bucket = -width`, empty table,
+//! name and host): a reader reads those first (`bucket < 0`) to know how far back to look.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,7 +30,7 @@ use super::writer::RowFailure;
 /// The catalog table's name.
 pub const TABLE: &str = "catalog";
 
-/// Its columns: partition `day`, clustering `(log_table, name, host, bucket)`.
+/// Its columns: partition `day`, clustering `(bucket, log_table, name, host)`.
 /// `name` is the source (infrastructure_logs) or the service (application_logs); `width`
 /// the bucket width in seconds; `first_seen`/`last_seen` the earliest and latest row
 /// times the agent saw in that partition (refreshed at most once a minute).
@@ -63,7 +68,7 @@ pub fn create_statement(config: &CassandraConfig) -> String {
         s.push_str(&format!("  {column} {ty},\n"));
     }
     s.push_str(&format!(
-        "  PRIMARY KEY ((day), log_table, name, host, bucket)\n) \
+        "  PRIMARY KEY ((day), bucket, log_table, name, host)\n) \
          WITH default_time_to_live = {ttl}\n  AND gc_grace_seconds = {GC_GRACE_SECONDS}"
     ));
     s
@@ -139,7 +144,7 @@ impl Catalog {
         pending: &[usize],
     ) -> (Vec<usize>, Vec<RowFailure>) {
         let mut unit: HashMap<Key, Seen> = HashMap::new();
-        let mut row_keys: Vec<(usize, Key)> = Vec::with_capacity(pending.len());
+        let mut row_keys: Vec<(usize, Key, Key)> = Vec::with_capacity(pending.len());
         for &i in pending {
             let row = &rows[i];
             let (table, width, ts) = match row {
@@ -162,7 +167,20 @@ impl Catalog {
             });
             seen.first = seen.first.min(ts);
             seen.last = seen.last.max(ts);
-            row_keys.push((i, key));
+            // The day's marker of this width (see the module's documentation).
+            let marker = Key {
+                table: "",
+                name: String::new(),
+                host: String::new(),
+                day: p.day,
+                bucket: -width,
+            };
+            row_keys.push((i, key, marker.clone()));
+            unit.entry(marker).or_insert(Seen {
+                width,
+                first: ts,
+                last: ts,
+            });
         }
         let failed = self.record(session, unit).await;
         if failed.is_empty() {
@@ -170,8 +188,8 @@ impl Catalog {
         }
         let mut write = Vec::with_capacity(pending.len());
         let mut failures = Vec::new();
-        for (index, key) in row_keys {
-            match failed.get(&key) {
+        for (index, key, marker) in row_keys {
+            match failed.get(&key).or_else(|| failed.get(&marker)) {
                 Some(failure) => failures.push(RowFailure {
                     index,
                     failure: failure.clone(),
@@ -194,7 +212,7 @@ impl Catalog {
             unit.into_iter()
                 .filter_map(|(key, seen)| match known.get(&key) {
                     None => Some((key, seen, Op::Insert)),
-                    Some(&last) if seen.last > last + LAST_SEEN_REFRESH_MS => {
+                    Some(&last) if key.bucket >= 0 && seen.last > last + LAST_SEEN_REFRESH_MS => {
                         Some((key, seen, Op::Touch))
                     }
                     Some(_) => None,
