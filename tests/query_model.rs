@@ -218,7 +218,7 @@ async fn random_filters_return_exactly_the_model_rows_in_order() {
         sink.write_app_unit(unit, &app_route).await.unwrap();
     }
     eprintln!(
-        "wrote {} rows ({} application) through the sink in {:.1?}",
+        "wrote {} rows ({} application) to keyspace {ks} through the sink in {:.1?}",
         model.len(),
         events.len(),
         t.elapsed()
