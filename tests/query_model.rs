@@ -371,4 +371,15 @@ async fn random_filters_return_exactly_the_model_rows_in_order() {
         .map(|r| (r.table, r.name.clone(), r.host.clone()))
         .collect();
     assert_eq!(got, want, "streams");
+    // First and last seen are exact to a minute (one writer, no restart).
+    for s in &streams {
+        let times = model
+            .iter()
+            .filter(|r| (r.table, &r.name, &r.host) == (s.table, &s.name, &s.host))
+            .map(|r| r.ts_ms);
+        let (first, last) = (times.clone().min().unwrap(), times.max().unwrap());
+        let (f, l) = (s.first_seen.as_millisecond(), s.last_seen.as_millisecond());
+        assert!(f <= first + 60_000 && f >= first, "{s:?}: first {first}");
+        assert!(l >= last - 60_000 && l <= last, "{s:?}: last {last}");
+    }
 }

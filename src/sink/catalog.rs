@@ -3,8 +3,8 @@
 //!
 //! Written once per new partition (the agent remembers which ones it has recorded), and
 //! before the first rows of that partition, so a query that finds a partition's rows can
-//! always find the partition first. `last_seen` is refreshed at most once a minute per
-//! partition, never per row.
+//! always find the partition first. `first_seen`/`last_seen` are refreshed at most once a
+//! minute per partition (exact to a minute), never per row.
 //!
 //! Rows cluster by bucket start, so a reader asks for the buckets its time range touches
 //! instead of the whole day. Buckets start up to one width before the range, so each day
@@ -33,7 +33,8 @@ pub const TABLE: &str = "catalog";
 /// Its columns: partition `day`, clustering `(bucket, log_table, name, host)`.
 /// `name` is the source (infrastructure_logs) or the service (application_logs); `width`
 /// the bucket width in seconds; `first_seen`/`last_seen` the earliest and latest row
-/// times the agent saw in that partition (refreshed at most once a minute).
+/// times written to that partition, exact to a minute (after an agent restart,
+/// `first_seen` restarts from the rows written since).
 pub const COLUMNS: &[(&str, &str)] = &[
     ("day", "date"),
     ("log_table", "text"),
@@ -45,8 +46,9 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("last_seen", "timestamp"),
 ];
 
-/// How stale `last_seen` may get before a unit refreshes it.
-const LAST_SEEN_REFRESH_MS: i64 = 60_000;
+/// How far `first_seen`/`last_seen` may lag the rows before a unit refreshes them: they
+/// are exact to a minute, at one catalog write per partition per minute at most.
+const SEEN_REFRESH_MS: i64 = 60_000;
 
 /// Partitions remembered before old days are forgotten (a re-write is harmless).
 const MAX_REMEMBERED: usize = 100_000;
@@ -95,8 +97,8 @@ struct Seen {
 pub(crate) struct Catalog {
     insert: PreparedStatement,
     touch: PreparedStatement,
-    /// Recorded partitions and the `last_seen` written for each.
-    known: Mutex<HashMap<Key, i64>>,
+    /// Recorded partitions and the `first_seen`/`last_seen` written for each (ms).
+    known: Mutex<HashMap<Key, (i64, i64)>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -123,7 +125,7 @@ impl Catalog {
             ))
             .await?,
             touch: prepare(format!(
-                "UPDATE {ks}.{TABLE} SET last_seen = ? \
+                "UPDATE {ks}.{TABLE} SET first_seen = ?, last_seen = ? \
                  WHERE day = ? AND log_table = ? AND name = ? AND host = ? AND bucket = ?"
             ))
             .await?,
@@ -132,7 +134,7 @@ impl Catalog {
     }
 
     /// Records every partition of `rows[i]` (`i` in `pending`) the catalog does not hold
-    /// yet, and refreshes stale `last_seen` times. Call before writing those rows. Returns
+    /// yet, and refreshes stale `first_seen`/`last_seen` times. Call before writing those rows. Returns
     /// the rows to write now, and a failure for each row whose partition could not be
     /// recorded (retried like a failed insert, so its rows are never written unlisted).
     /// A partition the catalog refuses for good (a key over 64 KiB) does not hold its rows
@@ -212,7 +214,16 @@ impl Catalog {
             unit.into_iter()
                 .filter_map(|(key, seen)| match known.get(&key) {
                     None => Some((key, seen, Op::Insert)),
-                    Some(&last) if key.bucket >= 0 && seen.last > last + LAST_SEEN_REFRESH_MS => {
+                    Some(&(first, last))
+                        if key.bucket >= 0
+                            && (seen.last > last + SEEN_REFRESH_MS
+                                || seen.first < first - SEEN_REFRESH_MS) =>
+                    {
+                        let seen = Seen {
+                            width: seen.width,
+                            first: seen.first.min(first),
+                            last: seen.last.max(last),
+                        };
                         Some((key, seen, Op::Touch))
                     }
                     Some(_) => None,
@@ -222,57 +233,59 @@ impl Catalog {
         if work.is_empty() {
             return HashMap::new();
         }
-        let results: Vec<Result<(Key, i64), (Key, ExecutionError)>> = futures::stream::iter(work)
-            .map(|(key, seen, op)| async move {
-                let day = CqlDate(key.day);
-                let result = match op {
-                    Op::Insert => {
-                        session
-                            .execute_unpaged(
-                                &self.insert,
-                                (
-                                    day,
-                                    key.table,
-                                    &key.name,
-                                    &key.host,
-                                    key.bucket,
-                                    seen.width,
-                                    CqlTimestamp(seen.first),
-                                    CqlTimestamp(seen.last),
-                                ),
-                            )
-                            .await
+        let results: Vec<Result<(Key, (i64, i64)), (Key, ExecutionError)>> =
+            futures::stream::iter(work)
+                .map(|(key, seen, op)| async move {
+                    let day = CqlDate(key.day);
+                    let result = match op {
+                        Op::Insert => {
+                            session
+                                .execute_unpaged(
+                                    &self.insert,
+                                    (
+                                        day,
+                                        key.table,
+                                        &key.name,
+                                        &key.host,
+                                        key.bucket,
+                                        seen.width,
+                                        CqlTimestamp(seen.first),
+                                        CqlTimestamp(seen.last),
+                                    ),
+                                )
+                                .await
+                        }
+                        Op::Touch => {
+                            session
+                                .execute_unpaged(
+                                    &self.touch,
+                                    (
+                                        CqlTimestamp(seen.first),
+                                        CqlTimestamp(seen.last),
+                                        day,
+                                        key.table,
+                                        &key.name,
+                                        &key.host,
+                                        key.bucket,
+                                    ),
+                                )
+                                .await
+                        }
+                    };
+                    match result {
+                        Ok(_) => Ok((key, (seen.first, seen.last))),
+                        Err(e) => Err((key, e)),
                     }
-                    Op::Touch => {
-                        session
-                            .execute_unpaged(
-                                &self.touch,
-                                (
-                                    CqlTimestamp(seen.last),
-                                    day,
-                                    key.table,
-                                    &key.name,
-                                    &key.host,
-                                    key.bucket,
-                                ),
-                            )
-                            .await
-                    }
-                };
-                match result {
-                    Ok(_) => Ok((key, seen.last)),
-                    Err(e) => Err((key, e)),
-                }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         let mut failed = HashMap::new();
         for r in results {
             match r {
-                Ok((key, last)) => {
-                    known.insert(key, last);
+                Ok((key, seen)) => {
+                    known.insert(key, seen);
                 }
                 Err((key, e)) => match classify(&e) {
                     Failure::Reject(reason) => {
