@@ -86,6 +86,9 @@ struct Key {
     bucket: i32,
 }
 
+/// `first_seen` and `last_seen` as written (ms).
+type Bounds = (i64, i64);
+
 /// What one unit shows of one partition.
 struct Seen {
     width: i32,
@@ -98,7 +101,7 @@ pub(crate) struct Catalog {
     insert: PreparedStatement,
     touch: PreparedStatement,
     /// Recorded partitions and the `first_seen`/`last_seen` written for each (ms).
-    known: Mutex<HashMap<Key, (i64, i64)>>,
+    known: Mutex<HashMap<Key, Bounds>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -233,7 +236,7 @@ impl Catalog {
         if work.is_empty() {
             return HashMap::new();
         }
-        let results: Vec<Result<(Key, (i64, i64)), (Key, ExecutionError)>> =
+        let results: Vec<Result<(Key, Bounds), (Key, ExecutionError)>> =
             futures::stream::iter(work)
                 .map(|(key, seen, op)| async move {
                     let day = CqlDate(key.day);
