@@ -167,6 +167,8 @@ pub(crate) struct InfraValues<'a> {
     pub file_path: &'a str,
     pub file_offset: i64,
     pub truncated: MaybeUnset<bool>,
+    /// When the entry was read: differs between a first read and a replay, so never a key.
+    pub read_at: CqlTimestamp,
     pub ttl: MaybeUnset<i32>,
 }
 
@@ -350,6 +352,7 @@ impl<'a> Row<'a> {
             } else {
                 MaybeUnset::Unset
             },
+            read_at: CqlTimestamp(rec.read_at.as_millisecond()),
             ttl: ttl_value(r.record.route.ttl),
         }
     }

@@ -104,7 +104,7 @@ pub fn statements(config: &CassandraConfig) -> Vec<String> {
              source text,\n  host text,\n  day date,\n  bucket int,\n  ts timestamp,\n  \
              id uuid,\n  ts_nanos int,\n  level text,\n  message text,\n  \
              fields frozen<map<text, text>>,\n  parse_error text,\n  file_path text,\n  \
-             file_offset bigint,\n  truncated boolean,\n  \
+             file_offset bigint,\n  truncated boolean,\n  read_at timestamp,\n  \
              PRIMARY KEY ((source, host, day, bucket), ts, id)\n) {opts}"
         ),
         format!(

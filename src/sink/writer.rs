@@ -32,8 +32,8 @@ impl Statements {
         let ks = ident(keyspace);
         let infra = format!(
             "INSERT INTO {ks}.infrastructure_logs (source, host, day, bucket, ts, id, ts_nanos, \
-             level, message, fields, parse_error, file_path, file_offset, truncated) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+             level, message, fields, parse_error, file_path, file_offset, truncated, read_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
         );
         let app = format!(
             "INSERT INTO {ks}.application_logs (service, host, day, bucket, ts, id, ts_nanos, \

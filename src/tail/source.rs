@@ -16,10 +16,11 @@ use logship_parsers::{Entry, Parser};
 use crate::pipeline::{FileId, FileRecord, Origin, QueueSender, queue::SendError};
 
 use super::SourceSpec;
-use super::ack::{AckTracker, Claimed};
+use super::ack::{AckTracker, Refused};
 use super::config::{ReadFrom, TailConfig};
 use super::discover::Patterns;
 use super::reader::{Batch, FileReader, Key, OpenError, ReadStatus};
+use super::store::CheckpointStore;
 use super::watcher::{DirWatcher, Wake};
 
 /// Bytes read from one file before the others get a turn.
@@ -46,6 +47,7 @@ pub struct SourceCounters {
 #[derive(Clone)]
 pub(crate) struct Shared {
     pub tracker: Arc<AckTracker>,
+    pub store: Arc<CheckpointStore>,
     pub open_files: Arc<AtomicUsize>,
     pub config: TailConfig,
 }
@@ -451,39 +453,84 @@ impl SourceWorker {
         }
         let size = r.size().ok().flatten().unwrap_or(0);
         let start_if_new = r.start_if_new.min(size);
-        match self
-            .shared
-            .tracker
-            .claim(id, &r.path_str, &self.spec.name, || start_if_new)
-        {
-            Ok(offset) => {
-                let offset = if offset > size {
+        let claim = self.shared.tracker.claim(
+            id,
+            key,
+            &r.path_str,
+            &self.spec.name,
+            r.follow_copies,
+            || start_if_new,
+        );
+        match claim {
+            Ok(claim) => {
+                if let Some(of) = &claim.copy_of {
                     tracing::info!(
                         source = %self.spec.name,
                         file = %r.path.display(),
-                        checkpoint = offset,
+                        copy_of = %of,
+                        offset = claim.offset,
+                        "file is a copy of a file already read (copytruncate); continuing after what was shipped"
+                    );
+                }
+                let offset = if claim.offset > size {
+                    tracing::info!(
+                        source = %self.spec.name,
+                        file = %r.path.display(),
+                        checkpoint = claim.offset,
                         size,
                         "file is shorter than its checkpoint (truncated while stopped); reading it from the start"
                     );
-                    self.shared.tracker.update(id, size, |a| a.reset(0));
+                    self.shared
+                        .tracker
+                        .update(claim.id, size, |a| a.reset(0, Some(claim.time)));
                     0
                 } else {
-                    offset
+                    claim.offset
                 };
                 if let Err(e) = r.start_at(offset) {
                     let path = r.path.clone();
                     self.report_error(&path, &e);
-                    self.shared.tracker.release(id);
+                    self.shared.tracker.release(claim.id);
                     self.forget(key);
                     return false;
                 }
-                r.id = Some(id);
+                r.id = Some(claim.id);
+                r.time = Some(claim.time);
                 r.claimed = true;
+                r.copy_wait = None;
                 self.claim_warned.remove(&key);
                 tracing::debug!(source = %self.spec.name, file = %r.path.display(), offset, "reading file");
                 true
             }
-            Err(Claimed { by }) => {
+            Err(Refused::CopyOfLiveFile { of }) => {
+                // copytruncate copies, then truncates: wait for the truncation (which lets
+                // go of the original) while the copy is still being written and for
+                // rotate_wait after, then take it as a file of its own.
+                let now = Instant::now();
+                let wait = self.shared.config.rotate_wait();
+                let since = match r.copy_wait {
+                    Some((since, seen)) if seen == size => since,
+                    _ => {
+                        r.copy_wait = Some((now, size));
+                        now
+                    }
+                };
+                if now.saturating_duration_since(since) < wait {
+                    tracing::debug!(source = %self.spec.name, file = %r.path.display(), copy_of = %of, "copy of a file being read; waiting for it to be let go");
+                    self.timed.insert(key);
+                    return false;
+                }
+                tracing::info!(
+                    source = %self.spec.name,
+                    file = %r.path.display(),
+                    same_head_as = %of,
+                    "file starts like another file being read but is not its copy; reading it as a file of its own"
+                );
+                r.follow_copies = false;
+                r.copy_wait = None;
+                self.prepare(key)
+            }
+            Err(Refused::Claimed { by }) => {
                 if self.claim_warned.insert(key) {
                     tracing::warn!(
                         source = %self.spec.name,
@@ -508,14 +555,16 @@ impl SourceWorker {
                 return Ok(false);
             };
             let mut batch = Batch::default();
+            // Taken before the read: a read that finds the file truncated forgets it.
+            let id = r.id;
             let status = r.read(&mut self.buf, READ_BUDGET, parser.as_ref(), &mut batch);
-            let (id, path, pending) = (r.id, Arc::clone(&r.path_str), r.has_pending_entry());
+            let (path, pending) = (Arc::clone(&r.path_str), r.has_pending_entry());
             let size = r.size().ok().flatten().unwrap_or_else(|| r.offset());
             if pending {
                 self.timed.insert(key);
             }
             if let Some(id) = id {
-                self.deliver(id, &path, size, batch)?;
+                self.deliver(key, id, &path, size, batch)?;
             }
             match status {
                 Ok(ReadStatus::Eof) => return Ok(false),
@@ -523,12 +572,23 @@ impl SourceWorker {
                 Ok(ReadStatus::Truncated) => {
                     tracing::info!(source = %self.spec.name, file = %path, "file truncated (copytruncate); reading it again from the start");
                     if let Some(old) = id {
-                        self.shared.tracker.update(old, 0, |a| a.reset(0));
-                        self.shared.tracker.release(old);
+                        // Its progress stays for a copy to continue (see AckTracker::claim).
+                        self.shared.tracker.truncated(old);
                     }
                     if let Some(r) = self.readers.get_mut(&key) {
                         r.claimed = false;
                         r.start_if_new = 0;
+                        r.follow_copies = true;
+                    }
+                    // A copy waiting for this file to be let go can go on now.
+                    let waiting: Vec<Key> = self
+                        .readers
+                        .iter()
+                        .filter(|(k, r)| **k != key && r.copy_wait.is_some())
+                        .map(|(k, _)| *k)
+                        .collect();
+                    for k in waiting {
+                        self.mark_ready(k);
                     }
                     if !self.prepare(key) {
                         return Ok(false);
@@ -545,8 +605,14 @@ impl SourceWorker {
     }
 
     /// Turns entries into records, registers them as in flight, and queues them.
+    ///
+    /// An entry without a time of its own takes the file's carried time: the timestamp of
+    /// the entry before it, or for the first entries of a file the time it was claimed,
+    /// which is saved to the checkpoint file before such an entry leaves. A replay from a
+    /// checkpoint therefore stamps every entry as its first read did (docs/schema.md).
     fn deliver(
         &mut self,
+        key: Key,
         id: FileId,
         path: &Arc<str>,
         size: u64,
@@ -559,19 +625,40 @@ impl SourceWorker {
             return Ok(());
         }
         let now = jiff::Timestamp::now();
+        let mut time = self
+            .readers
+            .get(&key)
+            .and_then(|r| r.time)
+            .unwrap_or(now);
         let records: Vec<FileRecord> = batch
             .entries
             .iter()
-            .map(|e| self.record(e, id, path, now))
+            .map(|e| {
+                let rec = self.record(e, id, path, time, now);
+                time = rec.record.timestamp;
+                rec
+            })
             .collect();
+        if let Some(r) = self.readers.get_mut(&key) {
+            r.time = Some(time);
+        }
         let errors = records
             .iter()
             .filter(|r| r.record.parse_error.is_some())
             .count();
         c.parse_errors.fetch_add(errors as u64, Ordering::Relaxed);
+        if let Some(unsaved) = self.shared.tracker.unsaved_time(id) {
+            if records.iter().any(|r| r.record.timestamp == unsaved) {
+                if let Err(e) = self.shared.store.save() {
+                    // Shipping anyway loses nothing; a replay before the next save may
+                    // stamp these entries differently and so store them twice.
+                    tracing::warn!(source = %self.spec.name, file = %path, error = %format!("{e:#}"), "cannot save the file's carried time before shipping");
+                }
+            }
+        }
         self.shared.tracker.update(id, size, |a| {
-            for e in &batch.entries {
-                a.register(e.start, e.end);
+            for r in &records {
+                a.register(r.origin.start, r.origin.end, r.record.timestamp);
             }
             if let Some(s) = batch.settled {
                 a.skip(s);
@@ -590,8 +677,17 @@ impl SourceWorker {
         Ok(())
     }
 
-    fn record(&self, e: &Entry, id: FileId, path: &Arc<str>, now: jiff::Timestamp) -> FileRecord {
-        let mut record = self.parser.record(&e.bytes, &self.spec.context, now);
+    /// The record of one entry; `carried` is its timestamp if it has none of its own.
+    fn record(
+        &self,
+        e: &Entry,
+        id: FileId,
+        path: &Arc<str>,
+        carried: jiff::Timestamp,
+        now: jiff::Timestamp,
+    ) -> FileRecord {
+        let mut record = self.parser.record(&e.bytes, &self.spec.context, carried);
+        record.read_at = now;
         if e.truncated {
             record
                 .fields
@@ -687,10 +783,8 @@ impl SourceWorker {
                     .has_pending_entry()
                     .then(|| r.last_data + self.spec.multiline_timeout);
                 let release = r.gone_since.map(|g| g.max(r.last_data) + cfg.rotate_wait());
-                match (flush, release) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
+                let copy = r.copy_wait.map(|(since, _)| since + cfg.rotate_wait());
+                [flush, release, copy].into_iter().flatten().min()
             })
             .min()
     }
@@ -709,7 +803,7 @@ impl SourceWorker {
                 let (id, path) = (r.id, Arc::clone(&r.path_str));
                 let size = r.offset();
                 if let Some(id) = id {
-                    if self.deliver(id, &path, size, batch).is_err() {
+                    if self.deliver(key, id, &path, size, batch).is_err() {
                         self.stopping = true;
                         return;
                     }
@@ -718,6 +812,12 @@ impl SourceWorker {
             let Some(r) = self.readers.get(&key) else {
                 continue;
             };
+            if let Some((since, _)) = r.copy_wait {
+                if now >= since + rotate_wait {
+                    self.mark_ready(key);
+                }
+                continue;
+            }
             match r.gone_since {
                 Some(g) if now >= g.max(r.last_data) + rotate_wait => {
                     // A last look: the writer may have added lines since the last event.
@@ -759,9 +859,16 @@ impl SourceWorker {
                 let mut batch = Batch::default();
                 r.finish(self.parser.as_ref(), &mut batch);
                 let path = Arc::clone(&r.path_str);
-                if self.deliver(id, &path, r.offset(), batch).is_err() {
+                let offset = r.offset();
+                // deliver finds the reader (and its carried time) by key: put it back.
+                self.readers.insert(key, r);
+                if self.deliver(key, id, &path, offset, batch).is_err() {
                     self.stopping = true;
                 }
+                let Some(back) = self.readers.remove(&key) else {
+                    return;
+                };
+                r = back;
             }
         }
         self.drop_reader(r);
