@@ -65,7 +65,12 @@ fn untimed_entries_get_the_same_timestamp_when_replayed() {
 
     // The first run ships everything but acknowledges only the first 50 entries, then
     // stops, so the restart replays the other 250.
-    let agent = Agent::start(data.path(), fast_config(), sources(), AckMode::StopAfter(50));
+    let agent = Agent::start(
+        data.path(),
+        fast_config(),
+        sources(),
+        AckMode::StopAfter(50),
+    );
     assert!(wait_until(LONG, || agent.sink.len() >= 300));
     let first = agent.stop();
     // Apart from the read time, so the two runs cannot agree by accident.
@@ -73,7 +78,11 @@ fn untimed_entries_get_the_same_timestamp_when_replayed() {
     let agent = Agent::start(data.path(), fast_config(), sources(), AckMode::InOrder);
     assert!(wait_until(LONG, || agent.sink.len() >= 250));
     let second = agent.stop();
-    assert_eq!(second.len(), 250, "the replay starts at the acknowledged offset");
+    assert_eq!(
+        second.len(),
+        250,
+        "the replay starts at the acknowledged offset"
+    );
 
     let before = stamps(&first);
     let mut differ = Vec::new();
@@ -182,7 +191,12 @@ fn copytruncate_while_stopped_with_the_copy_in_the_pattern() {
     let mut f = append_open(&path);
     write_lines(&mut f, 0, 1000);
     // First run: ships and acknowledges only part of the file.
-    let agent = Agent::start(data.path(), fast_config(), sources(), AckMode::StopAfter(600));
+    let agent = Agent::start(
+        data.path(),
+        fast_config(),
+        sources(),
+        AckMode::StopAfter(600),
+    );
     assert!(wait_until(LONG, || agent.sink.len() >= 1000));
     let first = agent.stop();
     // While stopped: more lines, then copytruncate, then new lines.

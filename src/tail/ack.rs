@@ -170,9 +170,11 @@ struct Known {
     holder: Option<Key>,
     /// Its inode was truncated (`copytruncate`): the bytes live on only in a copy, if any.
     truncated: bool,
-    /// A carried time taken at claim that is not in the checkpoint file yet: an entry
-    /// stamped with it must not be shipped before it is (see `CheckpointStore::save`).
-    time_unsaved: Option<Timestamp>,
+    /// Claimed but not in the checkpoint file yet (a new file, or a carried time taken at
+    /// claim): nothing of it may be shipped before it is. Else a restart after `kill -9`
+    /// would not know the file, so could neither stamp its entries as before nor tell a
+    /// `copytruncate` copy of it from a new file (see `CheckpointStore::save`).
+    unsaved: bool,
 }
 
 /// One file's progress, for metrics.
@@ -235,7 +237,7 @@ impl AckTracker {
                     deleted: false,
                     holder: None,
                     truncated: false,
-                    time_unsaved: None,
+                    unsaved: false,
                 };
                 (c.file, known)
             })
@@ -289,10 +291,7 @@ impl AckTracker {
         let exact = files.get(&real).is_some_and(|k| !k.deleted);
         let (id, copy_of) = if exact {
             (real, None)
-        } else if let Some((id, of)) = follow_copies
-            .then(|| copy_source(&files, real))
-            .flatten()
-        {
+        } else if let Some((id, of)) = follow_copies.then(|| copy_source(&files, real)).flatten() {
             (id, Some(of))
         } else {
             let offset = fallback();
@@ -307,7 +306,7 @@ impl AckTracker {
                     deleted: false,
                     holder: None,
                     truncated: false,
-                    time_unsaved: None,
+                    unsaved: true,
                 },
             );
             (real, None)
@@ -342,7 +341,7 @@ impl AckTracker {
                 if known.acks.in_flight() == 0 {
                     known.acks.reset(offset, Some(t));
                 }
-                known.time_unsaved = Some(t);
+                known.unsaved = true;
                 t
             }
         };
@@ -376,9 +375,14 @@ impl AckTracker {
         }
     }
 
-    /// The carried time of `file` if it was taken at claim and is not saved yet.
-    pub fn unsaved_time(&self, file: FileId) -> Option<Timestamp> {
-        self.lock().get(&file).and_then(|k| k.time_unsaved)
+    /// Whether `file` was claimed and is not in the checkpoint file yet.
+    pub fn unsaved(&self, file: FileId) -> bool {
+        self.lock().get(&file).is_some_and(|k| k.unsaved)
+    }
+
+    /// Whether any file is claimed and not in the checkpoint file yet.
+    pub fn any_unsaved(&self) -> bool {
+        self.lock().values().any(|k| k.unsaved)
     }
 
     /// `saved` is in the checkpoint file now: the carried times it holds are durable.
@@ -386,7 +390,7 @@ impl AckTracker {
         let mut files = self.lock();
         for c in saved {
             if let Some(k) = files.get_mut(&c.file) {
-                k.time_unsaved = None;
+                k.unsaved = false;
             }
         }
     }
@@ -410,7 +414,7 @@ impl AckTracker {
             deleted: false,
             holder: None,
             truncated: false,
-            time_unsaved: None,
+            unsaved: false,
         });
         known.size = size;
         known.touched = unix_now();
@@ -669,16 +673,16 @@ mod tests {
         let t = AckTracker::default();
         let (path, src): (Arc<str>, Arc<str>) = ("/x.log".into(), "s".into());
         let c = t.claim(id(2, 3), (1, 2), &path, &src, true, || 0).unwrap();
-        assert_eq!(t.unsaved_time(c.id), Some(c.time));
+        assert!(t.unsaved(c.id));
         let cps = t.checkpoints(Duration::from_secs(60));
         assert_eq!(cps[0].time, Some(c.time));
         t.saved(&cps);
-        assert_eq!(t.unsaved_time(c.id), None);
+        assert!(!t.unsaved(c.id));
         // Restored from that checkpoint, the same time comes back.
         let t = AckTracker::from_checkpoints(cps);
         let again = t.claim(id(2, 3), (1, 2), &path, &src, true, || 0).unwrap();
         assert_eq!(again.time, c.time);
-        assert_eq!(t.unsaved_time(c.id), None);
+        assert!(!t.unsaved(c.id));
     }
 
     #[test]
@@ -686,7 +690,10 @@ mod tests {
         let t = AckTracker::default();
         let (orig, copy, src): (Arc<str>, Arc<str>, Arc<str>) =
             ("/syslog".into(), "/syslog.1".into(), "s".into());
-        let o = t.claim(id(2, 7), (1, 2), &orig, &src, true, || 0).unwrap().id;
+        let o = t
+            .claim(id(2, 7), (1, 2), &orig, &src, true, || 0)
+            .unwrap()
+            .id;
         t.update(o, 100, |f| f.register(0, 60, ts(60)));
         // The copy appears before the truncation: it waits.
         assert_eq!(
@@ -711,7 +718,9 @@ mod tests {
         let of_copy = cps.iter().find(|c| c.file == o).unwrap();
         assert_eq!((of_copy.offset, &*of_copy.path), (60, "/syslog.1"));
         // Not following copies, the same head is a file of its own.
-        let own = t.claim(id(11, 7), (1, 11), &copy, &src, false, || 0).unwrap();
+        let own = t
+            .claim(id(11, 7), (1, 11), &copy, &src, false, || 0)
+            .unwrap();
         assert_eq!((own.id, own.offset), (id(11, 7), 0));
     }
 
@@ -719,10 +728,16 @@ mod tests {
     fn progress_has_one_entry_per_path_and_a_gone_generation_leaves_it_once_acked() {
         let t = AckTracker::default();
         let (path, src): (Arc<str>, Arc<str>) = ("/app.log".into(), "s".into());
-        let old = t.claim(id(2, 7), (1, 2), &path, &src, true, || 0).unwrap().id;
+        let old = t
+            .claim(id(2, 7), (1, 2), &path, &src, true, || 0)
+            .unwrap()
+            .id;
         t.update(old, 100, |f| f.register(0, 100, ts(1)));
         t.truncated(old);
-        let new = t.claim(id(2, 8), (1, 2), &path, &src, true, || 0).unwrap().id;
+        let new = t
+            .claim(id(2, 8), (1, 2), &path, &src, true, || 0)
+            .unwrap()
+            .id;
         t.update(new, 30, |f| f.register(0, 30, ts(2)));
         let p = t.progress();
         assert_eq!(p.len(), 1, "{p:?}");

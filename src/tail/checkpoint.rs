@@ -172,7 +172,9 @@ mod rfc3339 {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Timestamp>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|text| text.parse().map_err(serde::de::Error::custom))
             .transpose()
