@@ -182,7 +182,7 @@ fn kill_9_loop_with_copytruncate_copies_in_the_pattern_writes_each_line_once() {
         &db,
         &ws,
         TOTAL,
-        |n| nginx_line(n),
+        nginx_line,
         Rotation::CopyTruncate,
         2_000,
         // Slow enough that a copy outlives a kill: with `rotate 2` a copy is deleted two
