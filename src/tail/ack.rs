@@ -168,8 +168,9 @@ struct Known {
     deleted: bool,
     /// The device and inode being read as this file now: its own, or a copy's.
     holder: Option<Key>,
-    /// Its inode was truncated (`copytruncate`): the bytes live on only in a copy, if any.
-    truncated: bool,
+    /// Its bytes no longer live in its own inode, which was truncated in place
+    /// (`copytruncate`): only a copy can continue it. Saved in the checkpoint.
+    moved: bool,
     /// Claimed but not in the checkpoint file yet (a new file, or a carried time taken at
     /// claim): nothing of it may be shipped before it is. Else a restart after `kill -9`
     /// would not know the file, so could neither stamp its entries as before nor tell a
@@ -236,7 +237,7 @@ impl AckTracker {
                     touched: c.updated,
                     deleted: false,
                     holder: None,
-                    truncated: false,
+                    moved: c.moved,
                     unsaved: false,
                 };
                 (c.file, known)
@@ -305,7 +306,7 @@ impl AckTracker {
                     touched: now,
                     deleted: false,
                     holder: None,
-                    truncated: false,
+                    moved: false,
                     unsaved: true,
                 },
             );
@@ -330,7 +331,9 @@ impl AckTracker {
         known.holder = Some(key);
         known.path = Arc::clone(path);
         known.touched = now;
-        known.truncated = false;
+        // Read from its own inode again (a new generation with the same head), or still
+        // moved when a copy continues it.
+        known.moved = copy_of.is_some();
         let time = match known.acks.read_time() {
             Some(t) => t,
             None => {
@@ -369,7 +372,7 @@ impl AckTracker {
         if let Some(known) = self.lock_mut().get_mut(&file) {
             known.owner = None;
             known.holder = None;
-            known.truncated = true;
+            known.moved = true;
             known.size = known.acks.read();
             known.touched = unix_now();
         }
@@ -413,7 +416,7 @@ impl AckTracker {
             touched: 0,
             deleted: false,
             holder: None,
-            truncated: false,
+            moved: false,
             unsaved: false,
         });
         known.size = size;
@@ -473,12 +476,24 @@ impl AckTracker {
 
     /// Files nobody reads now, by device and inode, with their acknowledged offset: the
     /// candidates for a file rotated away while the agent was down.
+    ///
+    /// Several generations of one inode (truncated in place, each with its own head) may
+    /// be known: the smallest offset is kept, so no candidate is passed over; the head
+    /// check at claim then tells which generation the file is.
     pub fn unowned_inodes(&self) -> HashMap<(u64, u64), (FileId, u64)> {
-        self.lock()
+        let mut out: HashMap<(u64, u64), (FileId, u64)> = HashMap::new();
+        let files = self.lock();
+        let unowned = files
             .iter()
-            .filter(|(_, k)| k.owner.is_none() && !k.deleted && !k.truncated)
-            .map(|(id, k)| ((id.dev, id.inode), (*id, k.acks.acked())))
-            .collect()
+            .filter(|(_, k)| k.owner.is_none() && !k.deleted && !k.moved);
+        for (id, k) in unowned {
+            let acked = k.acks.acked();
+            let entry = out.entry((id.dev, id.inode)).or_insert((*id, acked));
+            if acked < entry.1 {
+                *entry = (*id, acked);
+            }
+        }
+        out
     }
 
     /// Whether the table knows `file` (a checkpoint or a file read in this process).
@@ -503,6 +518,7 @@ impl AckTracker {
                 path: k.path.to_string(),
                 offset: k.acks.acked(),
                 time: k.acks.acked_time(),
+                moved: k.moved,
                 updated: k.touched,
             })
             .collect();
@@ -533,8 +549,11 @@ impl AckHandle {
     }
 }
 
-/// The known file that `real` is a copy of: same head fingerprint, another inode, nobody
-/// else's copy, not deleted. The most recently touched wins.
+/// The known file that `real` is a copy of: same head fingerprint, another inode, not
+/// deleted, and either still being read (the copy then waits), or known to be truncated,
+/// or found truncated on disk now (the agent was down when it happened). A file merely
+/// renamed away or deleted is not: a new file that starts with the same line (a fixed
+/// header) is a file of its own. The most recently touched wins.
 fn copy_source(files: &HashMap<FileId, Known>, real: FileId) -> Option<(FileId, Arc<str>)> {
     files
         .iter()
@@ -542,10 +561,27 @@ fn copy_source(files: &HashMap<FileId, Known>, real: FileId) -> Option<(FileId, 
             id.fingerprint == real.fingerprint
                 && (id.dev, id.inode) != (real.dev, real.inode)
                 && !k.deleted
-                && k.holder.is_none_or(|h| h != (real.dev, real.inode))
+                && (k.owner.is_some() || k.moved || truncated_on_disk(**id, &k.path))
         })
         .max_by_key(|(id, k)| (k.touched, **id))
         .map(|(id, k)| (*id, Arc::clone(&k.path)))
+}
+
+/// Whether `path` still leads to the inode of `id` and that inode now starts with another
+/// head: truncated in place and written again. I/O, but only for a new file whose head
+/// matches a known file.
+fn truncated_on_disk(id: FileId, path: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    if (meta.dev(), meta.ino()) != (id.dev, id.inode) {
+        return false;
+    }
+    super::fingerprint::read_fingerprint(&file).is_ok_and(|fp| fp != Some(id.fingerprint))
 }
 
 fn unix_now() -> u64 {
@@ -759,5 +795,21 @@ mod tests {
         let p = t.progress();
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].lag, 0);
+    }
+
+    #[test]
+    fn a_new_file_with_the_head_of_a_file_rotated_away_is_not_its_copy() {
+        // A fixed header line: app.log renamed away (not truncated), a new app.log
+        // starting with the same line must be read from its beginning.
+        let t = AckTracker::default();
+        let (path, src): (Arc<str>, Arc<str>) = ("/nonexistent/app.log".into(), "s".into());
+        let old = t
+            .claim(id(2, 7), (1, 2), &path, &src, true, || 0)
+            .unwrap()
+            .id;
+        t.update(old, 100, |f| f.register(0, 100, ts(1)));
+        t.release(old);
+        let new = t.claim(id(3, 7), (1, 3), &path, &src, true, || 0).unwrap();
+        assert_eq!((new.id, new.offset, new.copy_of), (id(3, 7), 0, None));
     }
 }

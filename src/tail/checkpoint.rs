@@ -29,6 +29,10 @@ pub struct Checkpoint {
     /// of its own (RFC 3339). Absent in files written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "rfc3339")]
     pub time: Option<Timestamp>,
+    /// The file's inode was truncated in place (`copytruncate`): its bytes live on only in
+    /// a copy, which continues it (see `AckTracker::claim`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moved: bool,
     /// Unix seconds when the file was last read or acknowledged.
     pub updated: u64,
 }
@@ -195,6 +199,7 @@ mod tests {
             path: "/var/log/x.log".into(),
             offset,
             time: Some("2026-11-30T17:00:00.123456789Z".parse().unwrap()),
+            moved: false,
             updated: 7,
         }
     }
