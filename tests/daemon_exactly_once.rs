@@ -19,6 +19,8 @@ use agent::{Db, WAIT, Workspace, assert_exactly_once, nginx_line, open_append, w
 const ROWS: &str = "logship_rows_written_total{table=\"infrastructure_logs\"}";
 /// The agent is killed this many times while lines are written and shipped.
 const KILLS: usize = 3;
+/// Rotated copies kept (`rotate 9`): more than the test makes.
+const ROTATE_KEEP: u64 = 9;
 
 /// `combined` without `[$time_local]`: nginx lines that carry no time.
 const NO_TIME_FORMAT: &str = r#"$remote_addr - $remote_user "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
@@ -47,8 +49,8 @@ fn source_toml(name: &str, glob: &Path, log_format: Option<&str>) -> String {
 #[derive(Clone, Copy)]
 enum Rotation {
     None,
-    /// logrotate `copytruncate` with `rotate 2`: `.1` renamed to `.2`, the file copied to
-    /// `.1`, then truncated; the copies match the source's pattern.
+    /// logrotate `copytruncate`: `.1` renamed to `.2` (and so on), the file copied to `.1`,
+    /// then truncated; the copies match the source's pattern.
     CopyTruncate,
 }
 
@@ -75,11 +77,18 @@ fn kill_loop(
             while n < total {
                 if n > 0 && n % every == 0 {
                     if let Rotation::CopyTruncate = rotation {
-                        let (one, two) = (log.with_extension("log.1"), log.with_extension("log.2"));
-                        if one.exists() {
-                            fs::rename(&one, &two).expect("rotate .1 to .2");
+                        // logrotate's shift: .k to .k+1, oldest first. Enough
+                        // generations are kept that none is deleted during the test:
+                        // a copy deleted before a restarted agent read it would lose
+                        // lines whatever the agent does.
+                        for k in (1..ROTATE_KEEP).rev() {
+                            let from = log.with_extension(format!("log.{k}"));
+                            if from.exists() {
+                                let to = log.with_extension(format!("log.{}", k + 1));
+                                fs::rename(&from, &to).expect("shift a rotated copy");
+                            }
                         }
-                        fs::copy(&log, &one).expect("copy");
+                        fs::copy(&log, log.with_extension("log.1")).expect("copy");
                         f.set_len(0).expect("truncate");
                     }
                 }
@@ -185,8 +194,6 @@ fn kill_9_loop_with_copytruncate_copies_in_the_pattern_writes_each_line_once() {
         nginx_line,
         Rotation::CopyTruncate,
         2_000,
-        // Slow enough that a copy outlives a kill: with `rotate 2` a copy is deleted two
-        // rotations (4 s) after it was made, taking unread lines with it, agent or not.
         Duration::from_millis(100),
     );
     let rows = db.rows_of("app", &ws.host);

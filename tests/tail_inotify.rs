@@ -15,10 +15,10 @@ use tail_support::*;
 /// Rescans and polls every 10 minutes: anything seen during the test came from inotify.
 fn inotify_only() -> TailConfig {
     TailConfig {
-        rescan_interval_ms: 600_000,
-        poll_interval_ms: 600_000,
-        rotate_wait_ms: 700,
-        checkpoint_interval_ms: 100,
+        rescan_interval: Duration::from_secs(600),
+        poll_interval: Duration::from_secs(600),
+        rotate_wait: Duration::from_millis(700),
+        checkpoint_interval: Duration::from_millis(100),
         ..TailConfig::default()
     }
 }
