@@ -98,7 +98,10 @@ pub type Fields = BTreeMap<String, String>;
 /// One log entry, owned, ready to queue and ship.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Record {
-    /// The instant the entry was logged (UTC). For a line that did not parse, the time it was read.
+    /// The instant the entry was logged (UTC). An entry that carries no time of its own
+    /// (it did not parse, or its format has no time) takes the time its caller gives for
+    /// that: `logship parse` gives the read time, the daemon's tailer the last timestamp of
+    /// the same file, so a replay of the entry lands on the same row (docs/schema.md).
     #[serde(serialize_with = "serialize_timestamp")]
     pub timestamp: Timestamp,
     pub level: Level,
@@ -110,6 +113,11 @@ pub struct Record {
     /// Why the entry did not parse; the raw entry is then the message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parse_error: Option<String>,
+    /// The moment the entry was read. Informational (stored as `read_at`): it differs
+    /// between a first read and a replay, so it is never part of a row's key, and it is
+    /// left out of the JSON output, which stays the same however often an entry is read.
+    #[serde(skip)]
+    pub read_at: Timestamp,
 }
 
 fn serialize_timestamp<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
@@ -119,7 +127,7 @@ fn serialize_timestamp<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::
 /// What a parser extracts from one entry, borrowing from the entry and the parser where it can.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed<'a> {
-    /// `None` when the format carries no time; the record then takes the read time.
+    /// `None` when the format carries no time; the record then takes the caller's fallback.
     pub timestamp: Option<Timestamp>,
     pub level: Level,
     pub message: Cow<'a, str>,
@@ -150,10 +158,11 @@ impl<'a> Parsed<'a> {
             .map(|(_, v)| v.as_ref())
     }
 
-    /// Owns everything into a [`Record`].
-    pub fn into_record(self, ctx: &RecordContext, read_time: Timestamp) -> Record {
+    /// Owns everything into a [`Record`]. `fallback_time` is the timestamp when the entry
+    /// has none, and the record's `read_at` until the caller sets the real read time.
+    pub fn into_record(self, ctx: &RecordContext, fallback_time: Timestamp) -> Record {
         Record {
-            timestamp: self.timestamp.unwrap_or(read_time),
+            timestamp: self.timestamp.unwrap_or(fallback_time),
             level: self.level,
             source: Arc::clone(&ctx.source),
             host: Arc::clone(&ctx.host),
@@ -164,6 +173,7 @@ impl<'a> Parsed<'a> {
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
             parse_error: None,
+            read_at: fallback_time,
         }
     }
 }
@@ -183,21 +193,23 @@ impl RecordContext {
         }
     }
 
-    /// The record for an entry that did not parse: the raw entry (lossy UTF-8) is the message.
+    /// The record for an entry that did not parse: the raw entry (lossy UTF-8) is the
+    /// message, `fallback_time` its timestamp (see [`Record::timestamp`]).
     pub fn unparsed(
         &self,
         entry: &[u8],
         reason: impl Into<String>,
-        read_time: Timestamp,
+        fallback_time: Timestamp,
     ) -> Record {
         Record {
-            timestamp: read_time,
+            timestamp: fallback_time,
             level: Level::Info,
             source: Arc::clone(&self.source),
             host: Arc::clone(&self.host),
             message: String::from_utf8_lossy(strip_cr(entry)).into_owned(),
             fields: Fields::new(),
             parse_error: Some(reason.into()),
+            read_at: fallback_time,
         }
     }
 }

@@ -169,6 +169,8 @@ pub(crate) struct InfraValues<'a> {
     pub truncated: MaybeUnset<bool>,
     pub request_id: MaybeUnset<&'a str>,
     pub trace_id: MaybeUnset<&'a str>,
+    /// When the entry was read: differs between a first read and a replay, so never a key.
+    pub read_at: CqlTimestamp,
     pub ttl: MaybeUnset<i32>,
 }
 
@@ -390,6 +392,7 @@ impl<'a> Row<'a> {
             },
             request_id: unset_if_none(r.request_id),
             trace_id: unset_if_none(r.trace_id),
+            read_at: CqlTimestamp(rec.read_at.as_millisecond()),
             ttl: ttl_value(r.record.route.ttl),
         }
     }

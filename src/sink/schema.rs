@@ -109,6 +109,7 @@ pub const INFRA_COLUMNS: &[(&str, &str)] = &[
     ("truncated", "boolean"),
     ("request_id", "text"),
     ("trace_id", "text"),
+    ("read_at", "timestamp"),
 ];
 
 /// The columns of `application_logs`, in order (see [`INFRA_COLUMNS`]).

@@ -33,8 +33,8 @@ impl Statements {
         let infra = format!(
             "INSERT INTO {ks}.infrastructure_logs (source, host, day, bucket, ts, id, ts_nanos, \
              level, message, fields, parse_error, file_path, file_offset, truncated, \
-             request_id, trace_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+             request_id, trace_id, read_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
         );
         let app = format!(
             "INSERT INTO {ks}.application_logs (service, host, day, bucket, ts, id, ts_nanos, \

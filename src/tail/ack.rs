@@ -5,23 +5,35 @@
 //! keeps the spans it has sent and not yet seen acknowledged; its acknowledged offset is the
 //! end of the longest fully acknowledged prefix.
 //!
+//! Each span also carries the file's *carried time* after it: the timestamp an entry without
+//! one of its own takes (the last timestamp of the file before it). The checkpoint holds the
+//! carried time at the acknowledged offset, so a replay from there stamps every entry as the
+//! first read did (docs/schema.md, "Entries without a time").
+//!
 //! [`AckTracker`] is the shared table of every known file: files being read, files
 //! recently let go, and offsets loaded from the checkpoint file. The checkpoint writer
-//! snapshots it; the sink acknowledges through an [`AckHandle`].
+//! snapshots it; the sink acknowledges through an [`AckHandle`]. It also tells a copy of a
+//! known file (`copytruncate` with the copies inside the pattern) from a new file: see
+//! [`AckTracker::claim`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use jiff::Timestamp;
+
 use crate::pipeline::{FileId, FileRecord, Origin};
 
 use super::checkpoint::Checkpoint;
+use super::reader::Key;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Span {
     start: u64,
     end: u64,
     acked: bool,
+    /// The file's carried time after this span.
+    time: Option<Timestamp>,
 }
 
 /// The sent-but-unacknowledged spans of one file.
@@ -29,27 +41,35 @@ struct Span {
 pub struct FileAcks {
     acked: u64,
     read: u64,
+    /// The carried time at `acked` and at `read`.
+    acked_time: Option<Timestamp>,
+    read_time: Option<Timestamp>,
     in_flight: VecDeque<Span>,
 }
 
 impl FileAcks {
-    /// Nothing in flight; reading resumes at `offset`.
-    pub fn new(offset: u64) -> Self {
+    /// Nothing in flight; reading resumes at `offset` with the carried time `time`.
+    pub fn new(offset: u64, time: Option<Timestamp>) -> Self {
         FileAcks {
             acked: offset,
             read: offset,
+            acked_time: time,
+            read_time: time,
             in_flight: VecDeque::new(),
         }
     }
 
-    /// Records that the entry `start..end` was handed downstream. Spans come in file order.
-    pub fn register(&mut self, start: u64, end: u64) {
+    /// Records that the entry `start..end` was handed downstream, stamped `time` (its own
+    /// timestamp or the one it carried). Spans come in file order.
+    pub fn register(&mut self, start: u64, end: u64, time: Timestamp) {
         self.in_flight.push_back(Span {
             start,
             end,
             acked: false,
+            time: Some(time),
         });
         self.read = self.read.max(end);
+        self.read_time = Some(time);
     }
 
     /// Bytes up to `end` that produce no record (empty lines, NUL runs): they count as
@@ -63,6 +83,7 @@ impl FileAcks {
                 start,
                 end,
                 acked: true,
+                time: self.read_time,
             });
         }
         self.read = self.read.max(end);
@@ -83,6 +104,7 @@ impl FileAcks {
                 break;
             }
             self.acked = front.end;
+            self.acked_time = front.time;
             self.in_flight.pop_front();
         }
         true
@@ -95,11 +117,13 @@ impl FileAcks {
             self.in_flight.pop_back();
         }
         self.read = self.in_flight.back().map_or(self.acked, |s| s.end);
+        self.read_time = self.in_flight.back().map_or(self.acked_time, |s| s.time);
     }
 
-    /// The file was truncated: start over at `offset`; acks of older spans are ignored.
-    pub fn reset(&mut self, offset: u64) {
-        *self = FileAcks::new(offset);
+    /// The file was truncated: start over at `offset` with the carried time `time`; acks of
+    /// older spans are ignored.
+    pub fn reset(&mut self, offset: u64, time: Option<Timestamp>) {
+        *self = FileAcks::new(offset, time);
     }
 
     /// End of the longest acknowledged prefix: where a restart resumes.
@@ -111,6 +135,16 @@ impl FileAcks {
     /// process continues without repeating a line.
     pub fn read(&self) -> u64 {
         self.read
+    }
+
+    /// The carried time at [`acked`](Self::acked): what the checkpoint stores.
+    pub fn acked_time(&self) -> Option<Timestamp> {
+        self.acked_time
+    }
+
+    /// The carried time at [`read`](Self::read): where another reader continues.
+    pub fn read_time(&self) -> Option<Timestamp> {
+        self.read_time
     }
 
     pub fn in_flight(&self) -> usize {
@@ -132,6 +166,16 @@ struct Known {
     /// The file was deleted: its inode may be reused by a new file, whose head may even
     /// be the same, so its progress is forgotten once acknowledged.
     deleted: bool,
+    /// The device and inode being read as this file now: its own, or a copy's.
+    holder: Option<Key>,
+    /// Its bytes no longer live in its own inode, which was truncated in place
+    /// (`copytruncate`): only a copy can continue it. Saved in the checkpoint.
+    moved: bool,
+    /// Claimed but not in the checkpoint file yet (a new file, or a carried time taken at
+    /// claim): nothing of it may be shipped before it is. Else a restart after `kill -9`
+    /// would not know the file, so could neither stamp its entries as before nor tell a
+    /// `copytruncate` copy of it from a new file (see `CheckpointStore::save`).
+    unsaved: bool,
 }
 
 /// One file's progress, for metrics.
@@ -148,10 +192,27 @@ pub struct FileProgress {
     pub in_flight: usize,
 }
 
-/// Another source already reads this file.
+/// Why a file cannot be read now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claimed {
-    pub by: Arc<str>,
+#[non_exhaustive]
+pub enum Refused {
+    /// Another source already reads this file.
+    Claimed { by: Arc<str> },
+    /// Its head matches a file that is being read from another inode: a copy of it
+    /// (`copytruncate`'s copy before the truncation, or the original while a copy is read).
+    CopyOfLiveFile { of: Arc<str> },
+}
+
+/// Where a claimed file is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The identity its records carry: the file's own, or that of the file it is a copy of.
+    pub id: FileId,
+    pub offset: u64,
+    /// The carried time at `offset`.
+    pub time: Timestamp,
+    /// The path of the file this one continues, when it is a copy of it.
+    pub copy_of: Option<Arc<str>>,
 }
 
 /// The shared table of every known file's progress.
@@ -169,12 +230,15 @@ impl AckTracker {
             .into_iter()
             .map(|c| {
                 let known = Known {
-                    acks: FileAcks::new(c.offset),
+                    acks: FileAcks::new(c.offset, c.time),
                     path: c.path.into(),
                     size: c.offset,
                     owner: None,
                     touched: c.updated,
                     deleted: false,
+                    holder: None,
+                    moved: c.moved,
+                    unsaved: false,
                 };
                 (c.file, known)
             })
@@ -202,46 +266,94 @@ impl AckTracker {
         self.lock()
     }
 
-    /// Makes `source` the reader of `file` and returns where to read from: the end of what
-    /// was already sent if the file was being read in this process (a reload), else its
-    /// checkpoint, else `fallback()` (a file never seen).
+    /// Makes `source` the reader of the file `real` (as found on disk, held open as `key`)
+    /// and returns where to read from: the end of what was already sent if the file was
+    /// being read in this process (a reload), else its checkpoint, else `fallback()` (a
+    /// file never seen) with the carried time `now`.
+    ///
+    /// A file not known by its own identity whose head fingerprint matches a known file on
+    /// another inode is a copy of it (`copytruncate` copies `syslog` to `syslog.1`, then
+    /// truncates `syslog`): with `follow_copies`, it continues that file's progress under
+    /// that file's identity, so bytes already shipped are not shipped again and a replay
+    /// writes the same rows; the bytes the original lost to the truncation before they were
+    /// read come from the copy. While the original is still being read the copy waits
+    /// ([`Refused::CopyOfLiveFile`]).
     pub fn claim(
         &self,
-        file: FileId,
+        real: FileId,
+        key: Key,
         path: &Arc<str>,
         source: &Arc<str>,
+        follow_copies: bool,
         fallback: impl FnOnce() -> u64,
-    ) -> Result<u64, Claimed> {
+    ) -> Result<Claim, Refused> {
         let mut files = self.lock_mut();
         let now = unix_now();
-        match files.get_mut(&file) {
-            Some(known) if !known.deleted => {
-                if let Some(by) = &known.owner {
-                    if by != source {
-                        return Err(Claimed { by: Arc::clone(by) });
-                    }
-                }
-                known.owner = Some(Arc::clone(source));
-                known.path = Arc::clone(path);
-                known.touched = now;
-                Ok(known.acks.read())
+        let exact = files.get(&real).is_some_and(|k| !k.deleted);
+        let (id, copy_of) = if exact {
+            (real, None)
+        } else if let Some((id, of)) = follow_copies.then(|| copy_source(&files, real)).flatten() {
+            (id, Some(of))
+        } else {
+            let offset = fallback();
+            files.insert(
+                real,
+                Known {
+                    acks: FileAcks::new(offset, None),
+                    path: Arc::clone(path),
+                    size: offset,
+                    owner: None,
+                    touched: now,
+                    deleted: false,
+                    holder: None,
+                    moved: false,
+                    unsaved: true,
+                },
+            );
+            (real, None)
+        };
+        let Some(known) = files.get_mut(&id) else {
+            return Err(Refused::Claimed {
+                by: Arc::clone(source),
+            });
+        };
+        if let Some(by) = &known.owner {
+            if by != source {
+                return Err(Refused::Claimed { by: Arc::clone(by) });
             }
-            _ => {
-                let offset = fallback();
-                files.insert(
-                    file,
-                    Known {
-                        acks: FileAcks::new(offset),
-                        path: Arc::clone(path),
-                        size: offset,
-                        owner: Some(Arc::clone(source)),
-                        touched: now,
-                        deleted: false,
-                    },
-                );
-                Ok(offset)
+            if known.holder.is_some_and(|h| h != key) {
+                return Err(Refused::CopyOfLiveFile {
+                    of: Arc::clone(&known.path),
+                });
             }
         }
+        known.owner = Some(Arc::clone(source));
+        known.holder = Some(key);
+        known.path = Arc::clone(path);
+        known.touched = now;
+        // Read from its own inode again (a new generation with the same head), or still
+        // moved when a copy continues it.
+        known.moved = copy_of.is_some();
+        let time = match known.acks.read_time() {
+            Some(t) => t,
+            None => {
+                // The first entries of a file, before any timestamp in it: the moment the
+                // agent first claimed it, saved before any entry carrying it is shipped.
+                let t = Timestamp::now();
+                let offset = known.acks.read();
+                if known.acks.in_flight() == 0 {
+                    known.acks.reset(offset, Some(t));
+                }
+                known.unsaved = true;
+                t
+            }
+        };
+        Ok(Claim {
+            id,
+            offset: known.acks.read(),
+            time,
+            copy_of,
+        })
     }
 
     /// The reader lets go of `file` (rotated away, deleted, source removed). Its progress is
@@ -249,7 +361,40 @@ impl AckTracker {
     pub fn release(&self, file: FileId) {
         if let Some(known) = self.lock_mut().get_mut(&file) {
             known.owner = None;
+            known.holder = None;
             known.touched = unix_now();
+        }
+    }
+
+    /// The file's inode was truncated (`copytruncate`): the reader lets go of it, and its
+    /// progress stays as it is, in flight included, for a copy of it to continue.
+    pub fn truncated(&self, file: FileId) {
+        if let Some(known) = self.lock_mut().get_mut(&file) {
+            known.owner = None;
+            known.holder = None;
+            known.moved = true;
+            known.size = known.acks.read();
+            known.touched = unix_now();
+        }
+    }
+
+    /// Whether `file` was claimed and is not in the checkpoint file yet.
+    pub fn unsaved(&self, file: FileId) -> bool {
+        self.lock().get(&file).is_some_and(|k| k.unsaved)
+    }
+
+    /// Whether any file is claimed and not in the checkpoint file yet.
+    pub fn any_unsaved(&self) -> bool {
+        self.lock().values().any(|k| k.unsaved)
+    }
+
+    /// `saved` is in the checkpoint file now: the carried times it holds are durable.
+    pub fn saved(&self, saved: &[Checkpoint]) {
+        let mut files = self.lock();
+        for c in saved {
+            if let Some(k) = files.get_mut(&c.file) {
+                k.unsaved = false;
+            }
         }
     }
 
@@ -264,12 +409,15 @@ impl AckTracker {
     pub fn update<R>(&self, file: FileId, size: u64, f: impl FnOnce(&mut FileAcks) -> R) -> R {
         let mut files = self.lock_mut();
         let known = files.entry(file).or_insert_with(|| Known {
-            acks: FileAcks::new(0),
+            acks: FileAcks::new(0, None),
             path: Arc::from(""),
             size,
             owner: None,
             touched: 0,
             deleted: false,
+            holder: None,
+            moved: false,
+            unsaved: false,
         });
         known.size = size;
         known.touched = unix_now();
@@ -286,13 +434,18 @@ impl AckTracker {
         }
     }
 
-    /// Progress of every file being read or with entries in flight, for metrics.
+    /// Progress of every file being read or with entries in flight, for metrics: one
+    /// entry per path. A generation of a path that is gone (truncated, rotated away,
+    /// replaced) but still has entries in flight adds its lag to the path's entry; once
+    /// acknowledged it leaves the list.
     pub fn progress(&self) -> Vec<FileProgress> {
         let files = self.lock();
-        let mut out: Vec<FileProgress> = files
-            .iter()
-            .filter(|(_, k)| k.owner.is_some() || k.acks.in_flight() > 0)
-            .map(|(id, k)| FileProgress {
+        let mut by_path: HashMap<Arc<str>, FileProgress> = HashMap::new();
+        for (id, k) in files.iter() {
+            if k.owner.is_none() && k.acks.in_flight() == 0 {
+                continue;
+            }
+            let p = FileProgress {
                 file: *id,
                 path: Arc::clone(&k.path),
                 source: k.owner.clone(),
@@ -301,20 +454,46 @@ impl AckTracker {
                 read: k.acks.read(),
                 lag: k.size.saturating_sub(k.acks.acked()),
                 in_flight: k.acks.in_flight(),
-            })
-            .collect();
+            };
+            match by_path.get_mut(&k.path) {
+                None => {
+                    by_path.insert(Arc::clone(&k.path), p);
+                }
+                Some(e) => {
+                    let (lag, in_flight) = (e.lag + p.lag, e.in_flight + p.in_flight);
+                    if e.source.is_none() && p.source.is_some() {
+                        *e = p;
+                    }
+                    e.lag = lag;
+                    e.in_flight = in_flight;
+                }
+            }
+        }
+        let mut out: Vec<FileProgress> = by_path.into_values().collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         out
     }
 
     /// Files nobody reads now, by device and inode, with their acknowledged offset: the
     /// candidates for a file rotated away while the agent was down.
+    ///
+    /// Several generations of one inode (truncated in place, each with its own head) may
+    /// be known: the smallest offset is kept, so no candidate is passed over; the head
+    /// check at claim then tells which generation the file is.
     pub fn unowned_inodes(&self) -> HashMap<(u64, u64), (FileId, u64)> {
-        self.lock()
+        let mut out: HashMap<(u64, u64), (FileId, u64)> = HashMap::new();
+        let files = self.lock();
+        let unowned = files
             .iter()
-            .filter(|(_, k)| k.owner.is_none() && !k.deleted)
-            .map(|(id, k)| ((id.dev, id.inode), (*id, k.acks.acked())))
-            .collect()
+            .filter(|(_, k)| k.owner.is_none() && !k.deleted && !k.moved);
+        for (id, k) in unowned {
+            let acked = k.acks.acked();
+            let entry = out.entry((id.dev, id.inode)).or_insert((*id, acked));
+            if acked < entry.1 {
+                *entry = (*id, acked);
+            }
+        }
+        out
     }
 
     /// Whether the table knows `file` (a checkpoint or a file read in this process).
@@ -338,6 +517,8 @@ impl AckTracker {
                 file: *id,
                 path: k.path.to_string(),
                 offset: k.acks.acked(),
+                time: k.acks.acked_time(),
+                moved: k.moved,
                 updated: k.touched,
             })
             .collect();
@@ -368,6 +549,41 @@ impl AckHandle {
     }
 }
 
+/// The known file that `real` is a copy of: same head fingerprint, another inode, not
+/// deleted, and either still being read (the copy then waits), or known to be truncated,
+/// or found truncated on disk now (the agent was down when it happened). A file merely
+/// renamed away or deleted is not: a new file that starts with the same line (a fixed
+/// header) is a file of its own. The most recently touched wins.
+fn copy_source(files: &HashMap<FileId, Known>, real: FileId) -> Option<(FileId, Arc<str>)> {
+    files
+        .iter()
+        .filter(|(id, k)| {
+            id.fingerprint == real.fingerprint
+                && (id.dev, id.inode) != (real.dev, real.inode)
+                && !k.deleted
+                && (k.owner.is_some() || k.moved || truncated_on_disk(**id, &k.path))
+        })
+        .max_by_key(|(id, k)| (k.touched, **id))
+        .map(|(id, k)| (*id, Arc::clone(&k.path)))
+}
+
+/// Whether `path` still leads to the inode of `id` and that inode now starts with another
+/// head: truncated in place and written again. I/O, but only for a new file whose head
+/// matches a known file.
+fn truncated_on_disk(id: FileId, path: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    if (meta.dev(), meta.ino()) != (id.dev, id.inode) {
+        return false;
+    }
+    super::fingerprint::read_fingerprint(&file).is_ok_and(|fp| fp != Some(id.fingerprint))
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -378,12 +594,25 @@ fn unix_now() -> u64 {
 mod tests {
     use super::*;
 
+    /// A distinct instant per offset, so carried times can be told apart.
+    fn ts(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + secs).unwrap()
+    }
+
+    fn id(inode: u64, fingerprint: u64) -> FileId {
+        FileId {
+            dev: 1,
+            inode,
+            fingerprint,
+        }
+    }
+
     #[test]
     fn advances_only_over_the_acknowledged_prefix() {
-        let mut f = FileAcks::new(0);
-        f.register(0, 10);
-        f.register(10, 20);
-        f.register(20, 30);
+        let mut f = FileAcks::new(0, None);
+        f.register(0, 10, ts(10));
+        f.register(10, 20, ts(20));
+        f.register(20, 30, ts(30));
         assert!(f.ack(10, 20));
         assert_eq!(
             f.acked(),
@@ -399,8 +628,8 @@ mod tests {
 
     #[test]
     fn ignores_unknown_and_duplicate_acks() {
-        let mut f = FileAcks::new(100);
-        f.register(100, 110);
+        let mut f = FileAcks::new(100, None);
+        f.register(100, 110, ts(110));
         assert!(!f.ack(0, 10));
         assert!(!f.ack(100, 109));
         assert!(f.ack(100, 110));
@@ -410,10 +639,10 @@ mod tests {
 
     #[test]
     fn skipped_bytes_wait_for_what_comes_before() {
-        let mut f = FileAcks::new(0);
+        let mut f = FileAcks::new(0, None);
         f.skip(5);
         assert_eq!(f.acked(), 5);
-        f.register(5, 10);
+        f.register(5, 10, ts(10));
         f.skip(50);
         assert_eq!(f.acked(), 5);
         assert!(f.ack(5, 10));
@@ -423,10 +652,10 @@ mod tests {
 
     #[test]
     fn unregistered_tail_is_read_again() {
-        let mut f = FileAcks::new(0);
-        f.register(0, 10);
-        f.register(10, 20);
-        f.register(20, 30);
+        let mut f = FileAcks::new(0, None);
+        f.register(0, 10, ts(10));
+        f.register(10, 20, ts(20));
+        f.register(20, 30, ts(30));
         f.unregister_from(10);
         assert_eq!(f.read(), 10);
         assert!(!f.ack(10, 20));
@@ -445,15 +674,142 @@ mod tests {
         let path: Arc<str> = "/x.log".into();
         let a: Arc<str> = "a".into();
         let b: Arc<str> = "b".into();
-        assert_eq!(t.claim(id, &path, &a, || 0), Ok(0));
-        t.update(id, 100, |f| f.register(0, 40));
-        assert_eq!(t.claim(id, &path, &b, || 0), Err(Claimed { by: a.clone() }));
+        let offset = |c: Result<Claim, Refused>| c.map(|c| c.offset);
+        assert_eq!(offset(t.claim(id, (1, 2), &path, &a, true, || 0)), Ok(0));
+        t.update(id, 100, |f| f.register(0, 40, ts(40)));
+        assert_eq!(
+            offset(t.claim(id, (1, 2), &path, &b, true, || 0)),
+            Err(Refused::Claimed { by: a.clone() })
+        );
         t.release(id);
-        assert_eq!(t.claim(id, &path, &b, || 0), Ok(40));
+        let c = t.claim(id, (1, 2), &path, &b, true, || 0).unwrap();
+        assert_eq!((c.offset, c.time), (40, ts(40)));
         let cps = t.checkpoints(Duration::from_secs(60));
         assert_eq!(cps.len(), 1);
         assert_eq!(cps[0].offset, 0);
         let p = t.progress();
         assert_eq!(p[0].lag, 100);
+    }
+
+    #[test]
+    fn the_checkpoint_carries_the_time_at_the_acknowledged_offset() {
+        let mut f = FileAcks::new(0, Some(ts(0)));
+        f.register(0, 10, ts(10));
+        f.skip(15);
+        f.register(15, 20, ts(20));
+        assert_eq!((f.acked_time(), f.read_time()), (Some(ts(0)), Some(ts(20))));
+        assert!(f.ack(0, 10));
+        assert_eq!((f.acked(), f.acked_time()), (15, Some(ts(10))));
+        f.unregister_from(15);
+        assert_eq!((f.read(), f.read_time()), (15, Some(ts(10))));
+    }
+
+    #[test]
+    fn a_new_file_gets_a_claim_time_that_is_unsaved_until_a_checkpoint_holds_it() {
+        let t = AckTracker::default();
+        let (path, src): (Arc<str>, Arc<str>) = ("/x.log".into(), "s".into());
+        let c = t.claim(id(2, 3), (1, 2), &path, &src, true, || 0).unwrap();
+        assert!(t.unsaved(c.id));
+        let cps = t.checkpoints(Duration::from_secs(60));
+        assert_eq!(cps[0].time, Some(c.time));
+        t.saved(&cps);
+        assert!(!t.unsaved(c.id));
+        // Restored from that checkpoint, the same time comes back.
+        let t = AckTracker::from_checkpoints(cps);
+        let again = t.claim(id(2, 3), (1, 2), &path, &src, true, || 0).unwrap();
+        assert_eq!(again.time, c.time);
+        assert!(!t.unsaved(c.id));
+    }
+
+    #[test]
+    fn a_copy_of_a_truncated_file_continues_its_progress_under_its_identity() {
+        let t = AckTracker::default();
+        let (orig, copy, src): (Arc<str>, Arc<str>, Arc<str>) =
+            ("/syslog".into(), "/syslog.1".into(), "s".into());
+        let o = t
+            .claim(id(2, 7), (1, 2), &orig, &src, true, || 0)
+            .unwrap()
+            .id;
+        t.update(o, 100, |f| f.register(0, 60, ts(60)));
+        // The copy appears before the truncation: it waits.
+        assert_eq!(
+            t.claim(id(9, 7), (1, 9), &copy, &src, true, || 0),
+            Err(Refused::CopyOfLiveFile { of: orig.clone() })
+        );
+        t.truncated(o);
+        let c = t.claim(id(9, 7), (1, 9), &copy, &src, true, || 0).unwrap();
+        assert_eq!((c.id, c.offset, c.time), (o, 60, ts(60)));
+        assert_eq!(c.copy_of, Some(orig.clone()));
+        // The original's inode, truncated and written again, is a new file.
+        let n = t.claim(id(2, 8), (1, 2), &orig, &src, true, || 0).unwrap();
+        assert_eq!((n.id, n.offset), (id(2, 8), 0));
+        // An ack of what the original sent still moves the (shared) checkpoint.
+        t.ack(&[Origin {
+            file: o,
+            path: orig.clone(),
+            start: 0,
+            end: 60,
+        }]);
+        let cps = t.checkpoints(Duration::from_secs(60));
+        let of_copy = cps.iter().find(|c| c.file == o).unwrap();
+        assert_eq!((of_copy.offset, &*of_copy.path), (60, "/syslog.1"));
+        // Not following copies, the same head is a file of its own.
+        let own = t
+            .claim(id(11, 7), (1, 11), &copy, &src, false, || 0)
+            .unwrap();
+        assert_eq!((own.id, own.offset), (id(11, 7), 0));
+    }
+
+    #[test]
+    fn progress_has_one_entry_per_path_and_a_gone_generation_leaves_it_once_acked() {
+        let t = AckTracker::default();
+        let (path, src): (Arc<str>, Arc<str>) = ("/app.log".into(), "s".into());
+        let old = t
+            .claim(id(2, 7), (1, 2), &path, &src, true, || 0)
+            .unwrap()
+            .id;
+        t.update(old, 100, |f| f.register(0, 100, ts(1)));
+        t.truncated(old);
+        let new = t
+            .claim(id(2, 8), (1, 2), &path, &src, true, || 0)
+            .unwrap()
+            .id;
+        t.update(new, 30, |f| f.register(0, 30, ts(2)));
+        let p = t.progress();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!((p[0].file, p[0].lag), (new, 130));
+        t.ack(&[
+            Origin {
+                file: old,
+                path: path.clone(),
+                start: 0,
+                end: 100,
+            },
+            Origin {
+                file: new,
+                path: path.clone(),
+                start: 0,
+                end: 30,
+            },
+        ]);
+        let p = t.progress();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].lag, 0);
+    }
+
+    #[test]
+    fn a_new_file_with_the_head_of_a_file_rotated_away_is_not_its_copy() {
+        // A fixed header line: app.log renamed away (not truncated), a new app.log
+        // starting with the same line must be read from its beginning.
+        let t = AckTracker::default();
+        let (path, src): (Arc<str>, Arc<str>) = ("/nonexistent/app.log".into(), "s".into());
+        let old = t
+            .claim(id(2, 7), (1, 2), &path, &src, true, || 0)
+            .unwrap()
+            .id;
+        t.update(old, 100, |f| f.register(0, 100, ts(1)));
+        t.release(old);
+        let new = t.claim(id(3, 7), (1, 3), &path, &src, true, || 0).unwrap();
+        assert_eq!((new.id, new.offset, new.copy_of), (id(3, 7), 0, None));
     }
 }

@@ -9,6 +9,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::pipeline::FileId;
@@ -24,6 +25,14 @@ pub struct Checkpoint {
     pub path: String,
     /// Every record before this byte offset was acknowledged by the sink.
     pub offset: u64,
+    /// The file's carried time at `offset`: the timestamp of an entry there that has none
+    /// of its own (RFC 3339). Absent in files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "rfc3339")]
+    pub time: Option<Timestamp>,
+    /// The file's inode was truncated in place (`copytruncate`): its bytes live on only in
+    /// a copy, which continues it (see `AckTracker::claim`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moved: bool,
     /// Unix seconds when the file was last read or acknowledged.
     pub updated: u64,
 }
@@ -155,6 +164,27 @@ impl Checkpointer {
     }
 }
 
+/// `Option<Timestamp>` as an RFC 3339 string with all its digits, so it reads back exactly.
+mod rfc3339 {
+    use jiff::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.collect_str(t),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Timestamp>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| text.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +198,8 @@ mod tests {
             },
             path: "/var/log/x.log".into(),
             offset,
+            time: Some("2026-11-30T17:00:00.123456789Z".parse().unwrap()),
+            moved: false,
             updated: 7,
         }
     }
@@ -182,6 +214,21 @@ mod tests {
         assert_eq!(loaded, Loaded::Restored(vec![cp(42)]));
         let text = fs::read_to_string(c.path()).unwrap();
         assert!(text.starts_with(r#"{"version":"1","#), "{text}");
+    }
+
+    #[test]
+    fn files_without_carried_times_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(FILE_NAME),
+            br#"{"version":"1","checkpoints":[{"file":{"dev":1,"inode":2,"fingerprint":3},"path":"/x","offset":9,"updated":7}]}"#,
+        )
+        .unwrap();
+        let (_, loaded) = Checkpointer::open(dir.path()).unwrap();
+        let Loaded::Restored(c) = loaded else {
+            panic!("{loaded:?}");
+        };
+        assert_eq!((c[0].offset, c[0].time), (9, None));
     }
 
     #[test]

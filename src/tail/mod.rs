@@ -33,6 +33,7 @@ pub mod discover;
 pub mod fingerprint;
 pub mod reader;
 mod source;
+mod store;
 pub mod watcher;
 
 use std::collections::HashMap;
@@ -42,18 +43,19 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use logship_parsers::{FormatSpec, Parser, RecordContext, SpecError};
 
 use crate::pipeline::{FileRecord, QueueSender, Route};
 
-pub use ack::{AckHandle, AckTracker, FileProgress};
+pub use ack::{AckHandle, AckTracker, Claim, FileProgress, Refused};
 pub use checkpoint::{Checkpoint, CheckpointError, Checkpointer, Loaded};
 pub use config::{ReadFrom, SourceTailSettings, TailConfig};
 pub use discover::PatternError;
 pub use source::SourceCounters;
 
 use source::{Control, Shared, SourceWorker};
+use store::{CheckpointStore, checkpoint_loop};
 
 /// Field set to `"true"` on a record whose line or entry was cut at `max_line_bytes`.
 pub const TRUNCATED_FIELD: &str = "truncated";
@@ -255,8 +257,14 @@ impl Tailer {
             }
         };
         let tracker = Arc::new(AckTracker::from_checkpoints(checkpoints));
+        let store = Arc::new(CheckpointStore::new(
+            checkpointer,
+            Arc::clone(&tracker),
+            config.checkpoint_retention(),
+        ));
         let shared = Shared {
             tracker: Arc::clone(&tracker),
+            store: Arc::clone(&store),
             open_files: Arc::new(AtomicUsize::new(0)),
             config: config.clone(),
         };
@@ -275,14 +283,14 @@ impl Tailer {
         // Every sender is dropped once its source found its files (or died).
         while started_rx.recv().is_ok() {}
         if first_start {
-            checkpointer.save(&tracker.checkpoints(config.checkpoint_retention()))?;
+            store.save()?;
         }
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
         let writer = {
-            let tracker = Arc::clone(&tracker);
+            let interval = config.checkpoint_interval();
             std::thread::Builder::new()
                 .name("tail-checkpoints".into())
-                .spawn(move || checkpoint_loop(checkpointer, tracker, config, stop_rx))
+                .spawn(move || checkpoint_loop(&store, interval, &stop_rx))
                 .map_err(|source| TailError::Spawn {
                     name: "checkpoints".into(),
                     source,
@@ -510,50 +518,4 @@ impl TailMonitor {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Writes the checkpoint file whenever an offset moved, and once more when told to stop.
-fn checkpoint_loop(
-    checkpointer: Checkpointer,
-    tracker: Arc<AckTracker>,
-    config: TailConfig,
-    stop: Receiver<()>,
-) -> Result<(), CheckpointError> {
-    let mut last: Option<Vec<Checkpoint>> = None;
-    let mut seen_changes = 0;
-    let mut failing = false;
-    loop {
-        let stopping = !matches!(
-            stop.recv_timeout(config.checkpoint_interval()),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout)
-        );
-        let changes = tracker.changes();
-        if changes == seen_changes && !stopping && !failing {
-            continue;
-        }
-        let now = tracker.checkpoints(config.checkpoint_retention());
-        // Taken after the snapshot's own lock, so the next round sees only later changes.
-        seen_changes = tracker.changes();
-        if last.as_ref() != Some(&now) {
-            match checkpointer.save(&now) {
-                Ok(()) => {
-                    if failing {
-                        tracing::info!(path = %checkpointer.path().display(), "checkpoints written again");
-                        failing = false;
-                    }
-                    last = Some(now);
-                }
-                Err(e) if stopping => return Err(e),
-                Err(e) => {
-                    if !failing {
-                        tracing::error!(error = %format!("{e:#}"), "cannot write checkpoints; will retry");
-                        failing = true;
-                    }
-                }
-            }
-        }
-        if stopping {
-            return Ok(());
-        }
-    }
 }

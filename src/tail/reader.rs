@@ -90,6 +90,15 @@ pub struct FileReader {
     /// Found outside the patterns (rotated away while the agent was down): read only if
     /// it is a file with a checkpoint, to its end, then let go.
     pub adopt_only: bool,
+    /// The carried time after the last entry read: the timestamp of the next entry if it
+    /// has none of its own. Set at claim.
+    pub time: Option<jiff::Timestamp>,
+    /// Its head matches a file being read elsewhere: since when it waits for that file to
+    /// be let go, and its size then (a copy still being written keeps waiting).
+    pub copy_wait: Option<(Instant, u64)>,
+    /// Whether a matching head makes it a copy of a known file (see `AckTracker::claim`);
+    /// false once it waited in vain.
+    pub follow_copies: bool,
 }
 
 impl FileReader {
@@ -112,6 +121,9 @@ impl FileReader {
             start_if_new,
             claimed: false,
             adopt_only: false,
+            time: None,
+            copy_wait: None,
+            follow_copies: true,
         }
     }
 

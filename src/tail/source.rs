@@ -1,10 +1,11 @@
-//! The thread that follows one source's files: discovery, reading, rotation, hand-off of
-//! records to the queue.
+//! The thread that follows one source's files: its loop (wake-ups, timers, stop), turning
+//! entries into records and handing them to the queue. What happens to each file (found,
+//! claimed, read, rotated, truncated, copied, let go, closed) is in [`lifecycle`].
+
+mod lifecycle;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -16,10 +17,11 @@ use logship_parsers::{Entry, Parser};
 use crate::pipeline::{FileId, FileRecord, Origin, QueueSender, queue::SendError};
 
 use super::SourceSpec;
-use super::ack::{AckTracker, Claimed};
+use super::ack::AckTracker;
 use super::config::{ReadFrom, TailConfig};
 use super::discover::Patterns;
-use super::reader::{Batch, FileReader, Key, OpenError, ReadStatus};
+use super::reader::{Batch, FileReader, Key};
+use super::store::CheckpointStore;
 use super::watcher::{DirWatcher, Wake};
 
 /// Bytes read from one file before the others get a turn.
@@ -46,6 +48,7 @@ pub struct SourceCounters {
 #[derive(Clone)]
 pub(crate) struct Shared {
     pub tracker: Arc<AckTracker>,
+    pub store: Arc<CheckpointStore>,
     pub open_files: Arc<AtomicUsize>,
     pub config: TailConfig,
 }
@@ -170,51 +173,6 @@ impl SourceWorker {
         self.shutdown();
     }
 
-    /// At start-up, finds files that were rotated out of the patterns while the agent was
-    /// down (`access.log` renamed to `access.log.1`): same device, inode and head as a
-    /// checkpoint, with bytes past it. They are read to their end and let go, so lines
-    /// written before the rotation are not lost.
-    fn adopt_rotated(&mut self) {
-        let candidates = self.shared.tracker.unowned_inodes();
-        if candidates.is_empty() {
-            return;
-        }
-        let dirs: Vec<PathBuf> = self.patterns.scan().dirs;
-        let now = Instant::now();
-        for dir in dirs {
-            let Ok(entries) = fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let Ok(meta) = entry.metadata() else {
-                    continue;
-                };
-                let key = (meta.dev(), meta.ino());
-                if !meta.is_file() || self.readers.contains_key(&key) {
-                    continue;
-                }
-                let Some((_, acked)) = candidates.get(&key) else {
-                    continue;
-                };
-                if meta.len() <= *acked {
-                    continue;
-                }
-                tracing::info!(
-                    source = %self.spec.name,
-                    file = %path.display(),
-                    "file rotated while the agent was stopped; reading the rest of it"
-                );
-                let mut r = FileReader::new(key, path, self.spec.max_line_bytes, 0);
-                r.adopt_only = true;
-                r.gone_since = Some(now);
-                self.readers.insert(key, r);
-                self.timed.insert(key);
-                self.mark_ready(key);
-            }
-        }
-    }
-
     fn handle_wakes(&mut self, first: Wake, wakes: &Receiver<Wake>) {
         let mut dirs: HashSet<PathBuf> = HashSet::new();
         let mut full = false;
@@ -237,7 +195,12 @@ impl SourceWorker {
                         full = true;
                     }
                 }
-                Wake::Rescan => full = true,
+                Wake::Rescan => {
+                    if !full {
+                        tracing::info!(source = %self.spec.name, "file events were lost (inotify queue overflow); rescanning");
+                    }
+                    full = true;
+                }
             }
         }
         if full {
@@ -265,109 +228,33 @@ impl SourceWorker {
         }
     }
 
-    /// Finds the source's files (all, or those in `scope`), notices new, renamed, rotated
-    /// and deleted ones. `from_end`: position new files at their end (first start).
-    fn rescan(&mut self, scope: Option<&[PathBuf]>, from_end: bool) {
-        let paths = match scope {
-            None => {
-                let scan = self.patterns.scan();
-                self.watcher.sync(&scan.dirs, &scan.missing);
-                scan.files
-            }
-            Some(dirs) => dirs
-                .iter()
-                .flat_map(|d| self.patterns.scan_dir(d))
-                .collect(),
-        };
-        let mut seen: HashSet<&Path> = HashSet::with_capacity(paths.len());
-        for path in &paths {
-            let meta = match fs::metadata(path) {
-                Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    self.report_error(path, &e);
-                    continue;
-                }
-            };
-            // FIFOs and devices would block or never end; directories are not logs.
-            if !meta.is_file() {
-                continue;
-            }
-            let key = (meta.dev(), meta.ino());
-            seen.insert(path);
-            match self.readers.get_mut(&key) {
-                Some(r) => {
-                    if r.path != *path {
-                        tracing::info!(
-                            source = %self.spec.name,
-                            file = %path.display(),
-                            from = %r.path.display(),
-                            "file renamed; still reading it"
-                        );
-                        r.set_path(path.clone());
-                    }
-                    if r.gone_since.take().is_some() {
-                        self.timed.remove(&key);
-                    }
-                    if self.by_path.get(path) != Some(&key) {
-                        self.by_path.insert(path.clone(), key);
-                    }
-                    if meta.len() != r.offset() || !r.claimed {
-                        self.mark_ready(key);
-                    }
-                }
-                None => {
-                    let start = if from_end { meta.len() } else { 0 };
-                    let reader =
-                        FileReader::new(key, path.clone(), self.spec.max_line_bytes, start);
-                    tracing::debug!(source = %self.spec.name, file = %path.display(), "found file");
-                    self.readers.insert(key, reader);
-                    self.by_path.insert(path.clone(), key);
-                    self.mark_ready(key);
-                    if from_end {
-                        // Position it now, so the checkpoint written right after the
-                        // first scan already holds the end.
-                        self.prepare(key);
-                    }
-                }
-            }
+    /// Writes the checkpoint file now, so the files claimed since the last save (and their
+    /// carried times) are in it before any of their entries is queued.
+    fn save_claims(&self) {
+        if let Err(e) = self.shared.store.save() {
+            // Shipping anyway loses nothing; a replay before the next save may stamp these
+            // entries differently, or not know a copy of the file, and so store them twice.
+            tracing::warn!(source = %self.spec.name, error = %format!("{e:#}"), "cannot save new files' checkpoints before shipping");
         }
-        let in_scope = |p: &Path| match scope {
-            None => true,
-            Some(dirs) => p.parent().is_some_and(|d| dirs.iter().any(|s| s == d)),
-        };
-        let now = Instant::now();
-        let mut gone = Vec::new();
-        for (key, r) in &mut self.readers {
-            if r.gone_since.is_some() || !in_scope(&r.path) {
-                continue;
-            }
-            let still_here =
-                seen.contains(r.path.as_path()) && self.by_path.get(&r.path) == Some(key);
-            if !still_here {
-                r.gone_since = Some(now);
-                gone.push((*key, r.path.clone()));
-                tracing::info!(
-                    source = %self.spec.name,
-                    file = %r.path.display(),
-                    "file rotated away or deleted; reading it to its end"
-                );
-            }
-        }
-        for (key, path) in gone {
-            if self.by_path.get(&path) == Some(&key) {
-                self.by_path.remove(&path);
-            }
-            self.timed.insert(key);
-            self.mark_ready(key);
-        }
-        self.counters
-            .files
-            .store(self.readers.len() as u64, Ordering::Relaxed);
     }
 
-    /// Reads every file with new data, a turn each, until none has more.
+    /// Reads every file with new data, a turn each, until none has more. The files among
+    /// them not claimed yet are claimed first, so one checkpoint save covers them all.
     fn drain_ready(&mut self) {
+        let unclaimed: Vec<Key> = self
+            .ready
+            .iter()
+            .filter(|k| self.readers.get(k).is_some_and(|r| !r.claimed))
+            .copied()
+            .collect();
+        if unclaimed.len() > 1 {
+            for key in unclaimed {
+                self.prepare(key);
+            }
+            if self.shared.tracker.any_unsaved() {
+                self.save_claims();
+            }
+        }
         while let Some(key) = self.ready.pop_front() {
             self.ready_set.remove(&key);
             if let Ok(Control::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) =
@@ -389,164 +276,15 @@ impl SourceWorker {
         }
     }
 
-    /// Opens the file if needed and claims it; false if it cannot be read now.
-    fn prepare(&mut self, key: Key) -> bool {
-        let Some(r) = self.readers.get(&key) else {
-            return false;
-        };
-        if !r.is_open() {
-            if r.gone_since.is_some() && !r.adopt_only {
-                // Its descriptor was closed for idleness: nothing left to read from it.
-                self.release(key, true);
-                return false;
-            }
-            if !self.make_room(key) {
-                return false;
-            }
-            let Some(r) = self.readers.get_mut(&key) else {
-                return false;
-            };
-            match r.open() {
-                Ok(()) => {
-                    self.shared.open_files.fetch_add(1, Ordering::Relaxed);
-                    self.open_order.push_back(key);
-                    let path = r.path.clone();
-                    if self.failed.remove(&path).is_some() {
-                        tracing::info!(source = %self.spec.name, file = %path.display(), "file readable again");
-                    }
-                }
-                Err(OpenError::Replaced) => {
-                    self.release(key, true);
-                    return false;
-                }
-                Err(OpenError::Io(e)) => {
-                    let path = r.path.clone();
-                    self.report_error(&path, &e);
-                    self.forget(key);
-                    return false;
-                }
-            }
-        }
-        let Some(r) = self.readers.get_mut(&key) else {
-            return false;
-        };
-        if r.claimed {
-            return true;
-        }
-        let id = match r.identify() {
-            Ok(Some(id)) => id,
-            // No complete first line yet: nothing to read until it grows.
-            Ok(None) => return false,
-            Err(e) => {
-                let path = r.path.clone();
-                self.report_error(&path, &e);
-                self.forget(key);
-                return false;
-            }
-        };
-        if r.adopt_only && !self.shared.tracker.knows(&id) {
-            // Same inode, other head: a new file that reused the inode, not ours.
-            self.forget(key);
-            return false;
-        }
-        let size = r.size().ok().flatten().unwrap_or(0);
-        let start_if_new = r.start_if_new.min(size);
-        match self
-            .shared
-            .tracker
-            .claim(id, &r.path_str, &self.spec.name, || start_if_new)
-        {
-            Ok(offset) => {
-                let offset = if offset > size {
-                    tracing::info!(
-                        source = %self.spec.name,
-                        file = %r.path.display(),
-                        checkpoint = offset,
-                        size,
-                        "file is shorter than its checkpoint (truncated while stopped); reading it from the start"
-                    );
-                    self.shared.tracker.update(id, size, |a| a.reset(0));
-                    0
-                } else {
-                    offset
-                };
-                if let Err(e) = r.start_at(offset) {
-                    let path = r.path.clone();
-                    self.report_error(&path, &e);
-                    self.shared.tracker.release(id);
-                    self.forget(key);
-                    return false;
-                }
-                r.id = Some(id);
-                r.claimed = true;
-                self.claim_warned.remove(&key);
-                tracing::debug!(source = %self.spec.name, file = %r.path.display(), offset, "reading file");
-                true
-            }
-            Err(Claimed { by }) => {
-                if self.claim_warned.insert(key) {
-                    tracing::warn!(
-                        source = %self.spec.name,
-                        file = %r.path.display(),
-                        other_source = %by,
-                        "file matches another source that already reads it; skipping it here"
-                    );
-                }
-                false
-            }
-        }
-    }
-
-    /// One turn of reading `key`. Ok(true) if it has more to read.
-    fn read_turn(&mut self, key: Key) -> Result<bool, Stopped> {
-        if !self.prepare(key) {
-            return Ok(false);
-        }
-        let parser = Arc::clone(&self.parser);
-        loop {
-            let Some(r) = self.readers.get_mut(&key) else {
-                return Ok(false);
-            };
-            let mut batch = Batch::default();
-            let status = r.read(&mut self.buf, READ_BUDGET, parser.as_ref(), &mut batch);
-            let (id, path, pending) = (r.id, Arc::clone(&r.path_str), r.has_pending_entry());
-            let size = r.size().ok().flatten().unwrap_or_else(|| r.offset());
-            if pending {
-                self.timed.insert(key);
-            }
-            if let Some(id) = id {
-                self.deliver(id, &path, size, batch)?;
-            }
-            match status {
-                Ok(ReadStatus::Eof) => return Ok(false),
-                Ok(ReadStatus::More) => return Ok(true),
-                Ok(ReadStatus::Truncated) => {
-                    tracing::info!(source = %self.spec.name, file = %path, "file truncated (copytruncate); reading it again from the start");
-                    if let Some(old) = id {
-                        self.shared.tracker.update(old, 0, |a| a.reset(0));
-                        self.shared.tracker.release(old);
-                    }
-                    if let Some(r) = self.readers.get_mut(&key) {
-                        r.claimed = false;
-                        r.start_if_new = 0;
-                    }
-                    if !self.prepare(key) {
-                        return Ok(false);
-                    }
-                }
-                Err(e) => {
-                    let p = PathBuf::from(path.as_ref());
-                    self.report_error(&p, &e);
-                    self.release(key, false);
-                    return Ok(false);
-                }
-            }
-        }
-    }
-
     /// Turns entries into records, registers them as in flight, and queues them.
+    ///
+    /// An entry without a time of its own takes the file's carried time: the timestamp of
+    /// the entry before it, or for the first entries of a file the time it was claimed,
+    /// which is saved to the checkpoint file before such an entry leaves. A replay from a
+    /// checkpoint therefore stamps every entry as its first read did (docs/schema.md).
     fn deliver(
         &mut self,
+        key: Key,
         id: FileId,
         path: &Arc<str>,
         size: u64,
@@ -559,19 +297,30 @@ impl SourceWorker {
             return Ok(());
         }
         let now = jiff::Timestamp::now();
+        let mut time = self.readers.get(&key).and_then(|r| r.time).unwrap_or(now);
         let records: Vec<FileRecord> = batch
             .entries
             .iter()
-            .map(|e| self.record(e, id, path, now))
+            .map(|e| {
+                let rec = self.record(e, id, path, time, now);
+                time = rec.record.timestamp;
+                rec
+            })
             .collect();
+        if let Some(r) = self.readers.get_mut(&key) {
+            r.time = Some(time);
+        }
         let errors = records
             .iter()
             .filter(|r| r.record.parse_error.is_some())
             .count();
         c.parse_errors.fetch_add(errors as u64, Ordering::Relaxed);
+        if !records.is_empty() && self.shared.tracker.unsaved(id) {
+            self.save_claims();
+        }
         self.shared.tracker.update(id, size, |a| {
-            for e in &batch.entries {
-                a.register(e.start, e.end);
+            for r in &records {
+                a.register(r.origin.start, r.origin.end, r.record.timestamp);
             }
             if let Some(s) = batch.settled {
                 a.skip(s);
@@ -590,8 +339,17 @@ impl SourceWorker {
         Ok(())
     }
 
-    fn record(&self, e: &Entry, id: FileId, path: &Arc<str>, now: jiff::Timestamp) -> FileRecord {
-        let mut record = self.parser.record(&e.bytes, &self.spec.context, now);
+    /// The record of one entry; `carried` is its timestamp if it has none of its own.
+    fn record(
+        &self,
+        e: &Entry,
+        id: FileId,
+        path: &Arc<str>,
+        carried: jiff::Timestamp,
+        now: jiff::Timestamp,
+    ) -> FileRecord {
+        let mut record = self.parser.record(&e.bytes, &self.spec.context, carried);
+        record.read_at = now;
         if e.truncated {
             record
                 .fields
@@ -625,175 +383,6 @@ impl SourceWorker {
                 }
             }
         }
-    }
-
-    /// Closes the least recently opened idle file while too many are open.
-    fn make_room(&mut self, opening: Key) -> bool {
-        let max = self.shared.config.max_open_files.max(1);
-        let mut tries = self.open_order.len();
-        while self.shared.open_files.load(Ordering::Relaxed) >= max {
-            if tries == 0 {
-                return false;
-            }
-            tries -= 1;
-            let Some(k) = self.open_order.pop_front() else {
-                return false;
-            };
-            let Some(r) = self.readers.get_mut(&k) else {
-                continue;
-            };
-            if !r.is_open() {
-                continue;
-            }
-            if k == opening || r.gone_since.is_some() || self.ready_set.contains(&k) {
-                self.open_order.push_back(k);
-                continue;
-            }
-            r.close();
-            self.shared.open_files.fetch_sub(1, Ordering::Relaxed);
-        }
-        true
-    }
-
-    fn close_idle(&mut self, now: Instant) {
-        let idle = self.shared.config.idle_close();
-        let mut keep = VecDeque::with_capacity(self.open_order.len());
-        let mut seen = HashSet::new();
-        while let Some(k) = self.open_order.pop_front() {
-            let Some(r) = self.readers.get_mut(&k) else {
-                continue;
-            };
-            if !r.is_open() || !seen.insert(k) {
-                continue;
-            }
-            let idle_for = now.saturating_duration_since(r.last_data);
-            if r.gone_since.is_none() && !self.ready_set.contains(&k) && idle_for >= idle {
-                r.close();
-                self.shared.open_files.fetch_sub(1, Ordering::Relaxed);
-            } else {
-                keep.push_back(k);
-            }
-        }
-        self.open_order = keep;
-    }
-
-    fn next_timer(&self) -> Option<Instant> {
-        let cfg = &self.shared.config;
-        self.timed
-            .iter()
-            .filter_map(|k| self.readers.get(k))
-            .filter_map(|r| {
-                let flush = r
-                    .has_pending_entry()
-                    .then(|| r.last_data + self.spec.multiline_timeout);
-                let release = r.gone_since.map(|g| g.max(r.last_data) + cfg.rotate_wait());
-                match (flush, release) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-            })
-            .min()
-    }
-
-    fn run_timers(&mut self, now: Instant) {
-        let keys: Vec<Key> = self.timed.iter().copied().collect();
-        let rotate_wait = self.shared.config.rotate_wait();
-        for key in keys {
-            let Some(r) = self.readers.get_mut(&key) else {
-                self.timed.remove(&key);
-                continue;
-            };
-            if r.has_pending_entry() {
-                let mut batch = Batch::default();
-                r.flush_stale(now, self.spec.multiline_timeout, &mut batch);
-                let (id, path) = (r.id, Arc::clone(&r.path_str));
-                let size = r.offset();
-                if let Some(id) = id {
-                    if self.deliver(id, &path, size, batch).is_err() {
-                        self.stopping = true;
-                        return;
-                    }
-                }
-            }
-            let Some(r) = self.readers.get(&key) else {
-                continue;
-            };
-            match r.gone_since {
-                Some(g) if now >= g.max(r.last_data) + rotate_wait => {
-                    // A last look: the writer may have added lines since the last event.
-                    loop {
-                        match self.read_turn(key) {
-                            Ok(true) => continue,
-                            Ok(false) => break,
-                            Err(Stopped) => {
-                                self.stopping = true;
-                                return;
-                            }
-                        }
-                    }
-                    let fresh = self
-                        .readers
-                        .get(&key)
-                        .is_some_and(|r| now.saturating_duration_since(r.last_data) < rotate_wait);
-                    if !fresh {
-                        self.release(key, true);
-                    }
-                }
-                Some(_) => {}
-                None if !r.has_pending_entry() => {
-                    self.timed.remove(&key);
-                }
-                None => {}
-            }
-        }
-    }
-
-    /// Lets go of a file: ships its last partial line if `finish`, closes it, and leaves its
-    /// progress to the tracker until acknowledged.
-    fn release(&mut self, key: Key, finish: bool) {
-        let Some(mut r) = self.readers.remove(&key) else {
-            return;
-        };
-        if finish && r.claimed {
-            if let Some(id) = r.id {
-                let mut batch = Batch::default();
-                r.finish(self.parser.as_ref(), &mut batch);
-                let path = Arc::clone(&r.path_str);
-                if self.deliver(id, &path, r.offset(), batch).is_err() {
-                    self.stopping = true;
-                }
-            }
-        }
-        self.drop_reader(r);
-        tracing::debug!(source = %self.spec.name, "released file");
-    }
-
-    /// Drops a reader that could not be read; the file is tried again at the next scan.
-    fn forget(&mut self, key: Key) {
-        if let Some(r) = self.readers.remove(&key) {
-            self.drop_reader(r);
-        }
-    }
-
-    fn drop_reader(&mut self, r: FileReader) {
-        if let (true, Some(id)) = (r.claimed && r.is_deleted(), r.id) {
-            self.shared.tracker.mark_deleted(id);
-        }
-        if r.is_open() {
-            self.shared.open_files.fetch_sub(1, Ordering::Relaxed);
-        }
-        if r.claimed {
-            if let Some(id) = r.id {
-                self.shared.tracker.release(id);
-            }
-        }
-        if self.by_path.get(&r.path) == Some(&r.key) {
-            self.by_path.remove(&r.path);
-        }
-        self.timed.remove(&r.key);
-        self.counters
-            .files
-            .store(self.readers.len() as u64, Ordering::Relaxed);
     }
 
     /// Logs a file's error once per change of error kind; the other files carry on.

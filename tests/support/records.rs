@@ -74,6 +74,7 @@ pub fn file_records(
                     message,
                     fields,
                     parse_error,
+                    read_at: ts,
                 },
                 origin,
                 route: Arc::clone(route),
