@@ -176,6 +176,7 @@ async fn random_filters_return_exactly_the_model_rows_in_order() {
         let record = FileRecord {
             record: Record {
                 timestamp: ts,
+                read_at: ts,
                 level,
                 source: Arc::clone(&routes[source].source),
                 host: HOSTS[host].into(),

@@ -60,6 +60,7 @@ impl FileWriter {
         let record = FileRecord {
             record: Record {
                 timestamp: ts,
+                read_at: ts,
                 level,
                 source: Arc::clone(&self.route.source),
                 host: self.host.as_str().into(),
