@@ -327,7 +327,7 @@ fn many_files(dir: &Path) {
     println!(
         "| idle CPU over {:.0} s (rescan every {} s) | {:.0} ms = {:.2} % of a core |",
         idle_wall.as_secs_f64(),
-        config.rescan_interval_ms / 1000,
+        config.rescan_interval.as_secs(),
         idle_cpu.as_secs_f64() * 1e3,
         idle_cpu.as_secs_f64() / idle_wall.as_secs_f64() * 100.0
     );

@@ -28,6 +28,8 @@ pub enum Command {
         #[command(subcommand)]
         action: SchemaAction,
     },
+    /// Serve the logs read-only over HTTP: a JSON API and a log explorer page.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -35,6 +37,17 @@ pub struct ConfigArg {
     /// The main config file; drop-ins are read from `conf.d/*.toml` beside it.
     #[arg(long, short, default_value = "/etc/logship/logship.toml")]
     pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The config file: `[cassandra]` names the cluster, `[serve]` the address and token.
+    /// Without it, the defaults (127.0.0.1:9042, keyspace logship) are used.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Listen here instead of `[serve] listen` (default 127.0.0.1:9880).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]

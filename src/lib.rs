@@ -8,10 +8,15 @@ pub use logship_parsers as parsers;
 
 #[cfg(feature = "agent")]
 pub mod config;
+pub mod duration;
 pub mod host;
 #[cfg(feature = "layer")]
 pub mod layer;
+pub mod limits;
 pub mod pipeline;
+pub mod query;
+#[cfg(feature = "agent")]
+pub mod serve;
 #[cfg(feature = "agent")]
 pub mod signals;
 pub mod sink;

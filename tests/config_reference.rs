@@ -145,16 +145,13 @@ fn the_documented_example_is_a_valid_config() {
     assert_eq!(config.sources.len(), 4);
     assert_eq!(config.host, "web-1");
     // Each documented key took: spot-check values that differ from the defaults.
+    assert_eq!(config.cassandra.local_datacenter.as_deref(), Some("dc1"));
     assert_eq!(
-        config.raw.cassandra.local_datacenter.as_deref(),
-        Some("dc1")
-    );
-    assert_eq!(
-        config.raw.sources[0].ttl,
+        config.sources[0].route.ttl,
         Some(std::time::Duration::from_secs(30 * 86_400))
     );
     assert_eq!(
-        config.raw.sources[3].multiline_timeout,
+        config.sources[3].multiline_timeout,
         std::time::Duration::from_secs(2)
     );
 }
@@ -163,8 +160,8 @@ fn the_documented_example_is_a_valid_config() {
 fn the_packaged_default_config_is_valid() {
     let path = Path::new(ROOT).join("packaging/logship.toml");
     let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.raw.agent.data_dir, Path::new("/var/lib/logship"));
-    assert_eq!(config.raw.batch.max_records, 1000);
+    assert_eq!(config.agent.data_dir, Path::new("/var/lib/logship"));
+    assert_eq!(config.batch.max_records, 1000);
     assert!(
         config.sources.is_empty(),
         "the package ships its sources commented out"
@@ -182,6 +179,6 @@ fn the_packaged_default_config_is_valid() {
     let uncommented = format!("{}{}", &text[..examples_at], examples);
     let file = ConfigFile::from_text(&path, &uncommented, |_| None).unwrap();
     let config = Config::from_files(&[file]).unwrap_or_else(|e| panic!("{e}"));
-    let names: Vec<&str> = config.raw.sources.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = config.sources.iter().map(|s| &*s.name).collect();
     assert_eq!(names, ["nginx", "nginx-error", "syslog", "postgres"]);
 }

@@ -6,6 +6,10 @@ mod agent;
 mod support;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use agent::{Source, Workspace};
 
@@ -14,10 +18,47 @@ const EXIT_CONFIG: i32 = 3;
 /// Both `run` and `check-config` refuse `ws`'s config with exit 3 and an error on stderr
 /// that contains every one of `needles`; returns `run`'s stderr.
 fn assert_refused(ws: &Workspace, needles: &[&str]) -> String {
+    assert_refused_as(ws, false, needles)
+}
+
+/// The uid of the unprivileged user the agent runs as in these tests: root reads any file
+/// whatever its mode, so as root the commands run as `nobody` (like the packaged agent runs
+/// as its own user); as an ordinary user they run as that user.
+fn service_uid() -> Option<u32> {
+    // SAFETY: geteuid has no preconditions.
+    (unsafe { libc::geteuid() } == 0).then_some(65534)
+}
+
+/// `logship <args>`, as the service user when `as_service_user`.
+fn cli(args: &[&str], as_service_user: bool) -> agent::CliOutput {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_logship"));
+    cmd.args(args).stdin(Stdio::null());
+    for var in [
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "JOURNAL_STREAM",
+        "LOGSHIP_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    if let (true, Some(uid)) = (as_service_user, service_uid()) {
+        cmd.uid(uid).gid(uid);
+    }
+    let out = cmd.output().expect("run the logship binary");
+    agent::CliOutput {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: agent::strip_ansi(&String::from_utf8_lossy(&out.stderr)),
+    }
+}
+
+/// [`assert_refused`], optionally as the service user.
+fn assert_refused_as(ws: &Workspace, as_service_user: bool, needles: &[&str]) -> String {
     let config = ws.config().display().to_string();
     let mut run_stderr = String::new();
     for cmd in ["run", "check-config"] {
-        let out = ws.run_cli(&[cmd, "--config", &config]);
+        let out = cli(&[cmd, "--config", &config], as_service_user);
         assert_eq!(
             out.status.code(),
             Some(EXIT_CONFIG),
@@ -97,7 +138,7 @@ fn wrong_type_in_the_main_file_names_its_line_and_key() {
 }
 
 #[test]
-fn bad_log_format_names_the_source_its_file_and_line() {
+fn bad_log_format_names_the_source_its_file_and_the_line_of_the_key() {
     let ws = Workspace::new("cfg-logformat");
     good_config(&ws);
     let dropin = ws.dropin("20-api.toml");
@@ -112,7 +153,7 @@ fn bad_log_format_names_the_source_its_file_and_line() {
     assert_refused(
         &ws,
         &[
-            &format!("{}:3:", dropin.display()),
+            &format!("{}:7:", dropin.display()),
             "source[api].log_format",
             "${time_local",
         ],
@@ -194,4 +235,227 @@ fn without_journal_stream_logs_are_plain_text_on_stderr() {
         assert!(text.contains("INFO logship starting"), "{text}");
         assert!(text.contains("cannot create the data directory"), "{text}");
     }
+}
+
+/// The 1-based line of the first line of `path` starting with `prefix`.
+fn line_of(path: &Path, prefix: &str) -> usize {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in {}", path.display()))
+        + 1
+}
+
+fn chmod(p: &Path, mode: u32) {
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A config logging in with `password_file = path`.
+fn config_with_password_file(ws: &Workspace, path: &Path) {
+    ws.write_config(
+        None,
+        &format!(
+            "[cassandra]\nusername = \"logship\"\npassword_file = \"{}\"\n",
+            path.display()
+        ),
+        &[Source::nginx("web", &ws.path().join("logs/*.log"))],
+    );
+}
+
+#[test]
+fn a_password_file_that_is_a_directory_is_refused_with_file_line_and_key() {
+    let ws = Workspace::new("cfg-pwdir");
+    let dir = ws.path().join("secrets");
+    fs::create_dir(&dir).unwrap();
+    config_with_password_file(&ws, &dir);
+    let line = line_of(&ws.config(), "password_file");
+    assert_refused(
+        &ws,
+        &[
+            &format!("{}:{line}:", ws.config().display()),
+            "cassandra.password_file",
+            "is a directory",
+        ],
+    );
+}
+
+#[test]
+fn a_password_file_the_service_user_cannot_read_is_refused_with_file_line_and_key() {
+    let ws = Workspace::new("cfg-pwmode");
+    // The service user reads the config but not the password.
+    chmod(ws.path(), 0o755);
+    chmod(&ws.path().join("conf.d"), 0o755);
+    let secret = ws.path().join("cassandra.password");
+    fs::write(&secret, "hunter2\n").unwrap();
+    chmod(&secret, 0o000);
+    config_with_password_file(&ws, &secret);
+    chmod(&ws.config(), 0o644);
+    let line = line_of(&ws.config(), "password_file");
+    assert_refused_as(
+        &ws,
+        true,
+        &[
+            &format!("{}:{line}:", ws.config().display()),
+            "cassandra.password_file",
+            "cannot be read",
+            "ermission denied",
+        ],
+    );
+    // Readable again: the same config passes (as the same user).
+    chmod(&secret, 0o644);
+    let out = cli(
+        &[
+            "check-config",
+            "--config",
+            &ws.config().display().to_string(),
+        ],
+        true,
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", out.stderr);
+    if service_uid().is_some() {
+        eprintln!("ran logship as nobody (uid 65534): root would bypass the file mode");
+    }
+}
+
+#[test]
+fn an_empty_password_file_is_refused_with_file_line_and_key() {
+    let ws = Workspace::new("cfg-pwempty");
+    let secret = ws.path().join("cassandra.password");
+    fs::write(&secret, "\n").unwrap();
+    config_with_password_file(&ws, &secret);
+    let line = line_of(&ws.config(), "password_file");
+    assert_refused(
+        &ws,
+        &[
+            &format!("{}:{line}:", ws.config().display()),
+            "cassandra.password_file",
+            "is empty",
+        ],
+    );
+}
+
+/// Writes a drop-in with one nginx `[[source]]` named `web` and `extra` keys; returns it.
+fn source_dropin(ws: &Workspace, paths: &str, extra: &str) -> std::path::PathBuf {
+    ws.write_config(None, "", &[]);
+    let dropin = ws.dropin("30-web.toml");
+    fs::write(
+        &dropin,
+        format!("# the web server\n[[source]]\nname = \"web\"\npaths = [\"{paths}\"]\nformat = \"nginx\"\n{extra}"),
+    )
+    .unwrap();
+    dropin
+}
+
+#[test]
+fn a_glob_with_a_syntax_error_is_refused_with_file_line_and_key() {
+    let ws = Workspace::new("cfg-glob");
+    let bad = format!("{}/logs/[web.log", ws.path().display());
+    let dropin = source_dropin(&ws, &bad, "");
+    assert_refused(
+        &ws,
+        &[
+            &format!("{}:4:", dropin.display()),
+            "source[web].paths",
+            "bad glob",
+            "[web.log",
+        ],
+    );
+    let dropin = source_dropin(
+        &ws,
+        &format!("{}/logs/*.log", ws.path().display()),
+        "exclude = [\"*.{gz\"]\n",
+    );
+    assert_refused(
+        &ws,
+        &[
+            &format!("{}:6:", dropin.display()),
+            "source[web].exclude",
+            "bad glob",
+        ],
+    );
+}
+
+#[test]
+fn a_ttl_beyond_cassandras_limit_is_refused_as_the_layer_refuses_it() {
+    let ws = Workspace::new("cfg-ttl");
+    let glob = format!("{}/logs/*.log", ws.path().display());
+    // 20 years is Cassandra's (and the Layer's) limit: accepted.
+    source_dropin(&ws, &glob, "ttl = \"630720000s\"\n");
+    let config = ws.config().display().to_string();
+    let out = ws.run_cli(&["check-config", "--config", &config]);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", out.stderr);
+    assert!(out.stdout.contains("ttl 630720000 s"), "{}", out.stdout);
+    // One second more: refused, with the Layer's words.
+    let dropin = source_dropin(&ws, &glob, "ttl = \"630720001s\"\n");
+    assert_refused(
+        &ws,
+        &[
+            &format!("{}:6:", dropin.display()),
+            "source[web].ttl",
+            "expected whole seconds from 1 s to 20 years (Cassandra's limit)",
+        ],
+    );
+    source_dropin(&ws, &glob, "ttl = \"1500ms\"\n");
+    assert_refused(&ws, &["source[web].ttl", "whole seconds"]);
+}
+
+#[test]
+fn a_bucket_wider_than_a_day_is_refused_not_clamped() {
+    let ws = Workspace::new("cfg-bucket");
+    let glob = format!("{}/logs/*.log", ws.path().display());
+    source_dropin(&ws, &glob, "bucket = \"1d\"\n");
+    let config = ws.config().display().to_string();
+    let out = ws.run_cli(&["check-config", "--config", &config]);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", out.stderr);
+    assert!(out.stdout.contains("bucket 86400 s"), "{}", out.stdout);
+    let dropin = source_dropin(&ws, &glob, "bucket = \"2d\"\n");
+    assert_refused(
+        &ws,
+        &[
+            &format!("{}:6:", dropin.display()),
+            "source[web].bucket",
+            "1 minute to 1 day",
+        ],
+    );
+}
+
+#[test]
+fn old_integer_tail_keys_are_read_with_a_warning_naming_file_line_and_key() {
+    let ws = Workspace::new("cfg-deprecated");
+    good_config(&ws);
+    let dropin = ws.dropin("40-tail.toml");
+    fs::write(
+        &dropin,
+        "# slower rescans\n[tail]\nrescan_interval_ms = 30000\n",
+    )
+    .unwrap();
+    let config = ws.config().display().to_string();
+    let out = ws.run_cli(&["check-config", "--config", &config]);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: {}:3: tail.rescan_interval_ms: deprecated integer key: write rescan_interval = \"30000ms\" instead",
+            dropin.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    // The new form: no warning for this drop-in; both forms at once: refused.
+    fs::write(&dropin, "[tail]\nrescan_interval = \"30s\"\n").unwrap();
+    let out = ws.run_cli(&["check-config", "--config", &config]);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{}", out.stderr);
+    assert!(!out.stderr.contains("40-tail.toml"), "{}", out.stderr);
+    fs::write(
+        &dropin,
+        "[tail]\nrescan_interval = \"30s\"\nrescan_interval_ms = 30000\n",
+    )
+    .unwrap();
+    assert_refused(
+        &ws,
+        &[
+            &dropin.display().to_string(),
+            "rescan_interval is set twice",
+        ],
+    );
 }

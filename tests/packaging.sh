@@ -30,14 +30,16 @@ check() {
 summary() {
   echo "packaging: $passed passed, $failed failed"
 }
-# Cannot run here: a notice outside CI, a failure under CI=true.
+# Cannot run here: a visible skip outside CI, a failure under CI=true (the same rule as
+# tests/support/prereq.rs: CI=true, TRUE or 1).
 unavailable() {
-  if [[ "${CI:-}" == "true" ]]; then
+  local ci=${CI:-}
+  if [[ "${ci,,}" == "true" || "$ci" == "1" ]]; then
     fail "$1"
     summary
     exit 1
   fi
-  echo "packaging: skipped: $1" >&2
+  echo "SKIPPED packaging: $1" >&2
   exit 0
 }
 

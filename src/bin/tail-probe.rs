@@ -114,10 +114,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     spec.exclude = exclude;
     spec.read_from = read_from;
     let config = TailConfig {
-        rescan_interval_ms: 300,
-        poll_interval_ms: 200,
-        rotate_wait_ms: 1000,
-        checkpoint_interval_ms: 100,
+        rescan_interval: Duration::from_millis(300),
+        poll_interval: Duration::from_millis(200),
+        rotate_wait: Duration::from_millis(1000),
+        checkpoint_interval: Duration::from_millis(100),
         ..TailConfig::default()
     };
     let (cp, loaded) = Checkpointer::open(data.as_ref())?;

@@ -1,9 +1,11 @@
-//! `logship check-config`: validate and show what would be watched.
+//! `logship check-config`: validate (the same [`Config::load`] as `run`) and show what
+//! would be watched.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use logship::config::Config;
+use logship::tail::ParserSpec;
 use logship::tail::discover::Patterns;
 
 use crate::app::exit;
@@ -16,7 +18,10 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(exit::CONFIG));
         }
     };
-    let c = &config.raw.cassandra;
+    for warning in &config.warnings {
+        eprintln!("logship: warning: {warning}");
+    }
+    let c = &config.cassandra;
     println!(
         "config ok: {}",
         config
@@ -38,23 +43,28 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             .unwrap_or_default(),
         if c.tls.is_some() { " tls" } else { "" },
     );
-    println!("data_dir: {}", config.raw.agent.data_dir.display());
+    println!("data_dir: {}", config.agent.data_dir.display());
     if config.sources.is_empty() {
         println!("no [[source]] configured: the agent would ship nothing");
     }
-    for (raw, spec) in config.raw.sources.iter().zip(&config.sources) {
-        let ttl = raw
+    for spec in &config.sources {
+        let ttl = spec
+            .route
             .ttl
             .map(|t| format!("{} s", t.as_secs()))
             .unwrap_or_else(|| "table default".into());
+        let format = match &spec.parser {
+            ParserSpec::Format(f) => f.format.name(),
+            ParserSpec::Custom(_) => "custom",
+        };
         println!(
             "source {} (format {}, table {}, ttl {}, bucket {} s, read_from {:?})",
-            raw.name,
-            raw.format,
+            spec.name,
+            format,
             spec.route.table.name(),
             ttl,
-            raw.bucket.as_secs(),
-            raw.read_from,
+            spec.route.bucket.as_secs(),
+            spec.read_from,
         );
         let scan = Patterns::new(&spec.include, &spec.exclude)?.scan();
         for dir in &scan.dirs {

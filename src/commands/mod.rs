@@ -7,6 +7,7 @@ use crate::cli::{Cli, Command};
 mod check_config;
 mod parse;
 mod schema;
+mod serve;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -14,5 +15,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckConfig(args) => check_config::run(&args.config),
         Command::Parse(args) => parse::run(args),
         Command::Schema { action } => schema::run(action),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -37,6 +37,6 @@ pub fn run(action: SchemaAction) -> anyhow::Result<ExitCode> {
 fn cassandra(args: &OptionalConfigArg) -> anyhow::Result<CassandraConfig> {
     match &args.config {
         None => Ok(CassandraConfig::default()),
-        Some(path) => Ok(Config::load(path)?.raw.cassandra),
+        Some(path) => Ok(Config::load(path)?.cassandra),
     }
 }

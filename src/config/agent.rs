@@ -16,13 +16,13 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     /// Host name written with every record. Default: the kernel's host name.
     pub host: Option<String>,
-    /// Level of the agent's own logs (`error`, `warn`, `info`, `debug`, `trace`).
+    /// Level of the agent's own logs (`off`, `error`, `warn`, `info`, `debug`, `trace`).
     /// The `LOGSHIP_LOG` environment variable overrides it.
     pub log_level: String,
     /// How long a SIGTERM drain may take to flush what is buffered before the agent exits;
     /// keep it below the unit's `TimeoutStopSec` (30 s). What is not acknowledged by then
     /// is read again at the next start.
-    #[serde(with = "super::duration")]
+    #[serde(with = "crate::duration")]
     pub shutdown_timeout: Duration,
 }
 

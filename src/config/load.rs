@@ -7,27 +7,40 @@ use serde::de::DeserializeOwned;
 
 /// A config problem, always naming where it is so an operator can fix it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
+    /// A config file or the drop-in directory cannot be read.
     #[error("cannot read {}", path.display())]
     Read {
+        /// The file or directory.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// A bad value, key or syntax.
     #[error("{}:{line}:{column}: {key}{message}", path.display())]
     Invalid {
+        /// The file.
         path: PathBuf,
+        /// 1-based line.
         line: usize,
+        /// 1-based column (1 for checks made after parsing).
         column: usize,
         /// Dotted path of the offending key (`cassandra.port`, `source[0].format`), with
         /// a trailing `: ` when known.
         key: String,
+        /// What is wrong.
         message: String,
     },
+    /// A `${NAME}` whose variable is not set.
     #[error("{}:{line}: environment variable {name} is not set (write $${{{name}}} for a literal)", path.display())]
     UndefinedEnv {
+        /// The file.
         path: PathBuf,
+        /// 1-based line.
         line: usize,
+        /// The variable.
         name: String,
     },
 }
@@ -39,20 +52,41 @@ impl ConfigError {
             path: path.to_owned(),
             line,
             column: 1,
-            key: format!("{key}: "),
+            key: if key.is_empty() {
+                String::new()
+            } else {
+                format!("{key}: ")
+            },
             message: message.into(),
         }
     }
 }
 
+/// A setting that is accepted but should be changed (a deprecated key), with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}: {key}: {message}", path.display())]
+pub struct ConfigWarning {
+    /// The file that sets it.
+    pub path: PathBuf,
+    /// 1-based line of the key.
+    pub line: usize,
+    /// Dotted key (`tail.rescan_interval_ms`).
+    pub key: String,
+    /// What to write instead.
+    pub message: String,
+}
+
 /// One file of the config, after interpolation.
 #[derive(Debug, Clone)]
 pub struct ConfigFile {
+    /// Where it was read from.
     pub path: PathBuf,
+    /// Its text, `${VAR}`s replaced.
     pub text: String,
 }
 
 impl ConfigFile {
+    /// Reads and interpolates `path` from the process environment.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
         let raw = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -61,6 +95,7 @@ impl ConfigFile {
         Self::from_text(path, &raw, |name| std::env::var(name).ok())
     }
 
+    /// A file from its text, interpolated with `env` (tests pass their own).
     pub fn from_text(
         path: &Path,
         raw: &str,

@@ -1,10 +1,11 @@
 //! The agent's configuration: `/etc/logship/logship.toml` plus `conf.d/*.toml` drop-ins.
 //!
 //! Raw serde types (unknown keys rejected, every key documented here) are read per file so
-//! errors point into the right file, merged, then validated into [`Config`].
+//! errors point into the right file, merged, then validated into [`Config`]. This is the
+//! one validation: `run`, `check-config` and the Layer's `agent_config` all go through
+//! [`Config::load`], so they accept exactly the same configs.
 
 pub mod agent;
-pub mod duration;
 pub mod load;
 pub mod source;
 
@@ -15,31 +16,46 @@ use std::sync::Arc;
 use logship_parsers::{Format, FormatSpec};
 use serde::{Deserialize, Serialize};
 
+/// The section types name `super::duration`; the parser itself is [`crate::duration`].
+pub use crate::duration;
 pub use crate::pipeline::batch::BatchConfig;
 pub use agent::{AgentConfig, BufferConfig, MetricsConfig};
-pub use load::{ConfigError, ConfigFile};
+pub use load::{ConfigError, ConfigFile, ConfigWarning};
 pub use source::SourceConfig;
 
+use crate::limits;
 use crate::pipeline::Route;
 use crate::sink::CassandraConfig;
+use crate::tail::config::DEPRECATED_TAIL_KEYS;
+use crate::tail::discover::{PatternError, Patterns};
 use crate::tail::{ParserSpec, SourceSpec, SourceTailSettings, TailConfig};
 
 /// The whole file, as written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// `[agent]`.
     #[serde(default)]
     pub agent: AgentConfig,
+    /// `[cassandra]`.
     #[serde(default)]
     pub cassandra: CassandraConfig,
+    /// `[buffer]`.
     #[serde(default)]
     pub buffer: BufferConfig,
+    /// `[batch]`.
     #[serde(default)]
     pub batch: BatchConfig,
+    /// `[metrics]`.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[tail]`, read through [`crate::tail::config::TailKeys`].
     #[serde(default)]
     pub tail: TailConfig,
+    /// `[serve]`: the read-only HTTP service (`logship serve`).
+    #[serde(default)]
+    pub serve: crate::serve::ServeConfig,
+    /// The `[[source]]`s.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
 }
@@ -47,18 +63,73 @@ pub struct RawConfig {
 /// Where a `[[source]]` was written, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceOrigin {
+    /// The file holding it.
     pub file: PathBuf,
+    /// The line of its `[[source]]` header.
     pub line: usize,
+    /// The line of each key written in its block, so an error points at the value.
+    pub keys: Vec<(String, usize)>,
 }
 
-/// A validated configuration.
+impl SourceOrigin {
+    /// The line of `key` in this source's block, or of its header.
+    pub fn line_of(&self, key: &str) -> usize {
+        self.keys
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(self.line, |(_, line)| *line)
+    }
+}
+
+/// The keys written on the lines after the `[[...]]` header at `header` (1-based), up to
+/// the next table header.
+fn block_keys(text: &str, header: usize) -> Vec<(String, usize)> {
+    let mut keys = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(header) {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            break;
+        }
+        if let Some((key, _)) = t.split_once('=') {
+            let key = key.trim().trim_matches(['"', '\'']);
+            if !key.is_empty() && !key.starts_with('#') {
+                keys.push((key.to_owned(), i + 1));
+            }
+        }
+    }
+    keys
+}
+
+/// A validated configuration: what the agent runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub raw: RawConfig,
+    /// `[agent]`.
+    pub agent: AgentConfig,
+    /// `[cassandra]`, with its files checked readable.
+    pub cassandra: CassandraConfig,
+    /// `[buffer]`, holding at least one flush unit.
+    pub buffer: BufferConfig,
+    /// `[batch]`.
+    pub batch: BatchConfig,
+    /// `[metrics]`.
+    pub metrics: MetricsConfig,
+    /// `[tail]`.
+    pub tail: TailConfig,
+    /// `[serve]`.
+    pub serve: crate::serve::ServeConfig,
+    /// The `[[source]]`s, their globs compiled and their limits checked.
+    pub sources: Vec<SourceSpec>,
     /// The files it was read from, main file first.
     pub files: Vec<PathBuf>,
+    /// `[agent] host`, or the kernel's host name.
     pub host: String,
-    pub sources: Vec<SourceSpec>,
+    /// Accepted but deprecated settings, each naming its file, line and key: show them
+    /// to the operator (check-config prints them, the daemon should log them).
+    pub warnings: Vec<ConfigWarning>,
+    /// The sections as read, kept only for src/app.rs until it reads the validated fields
+    /// above; nothing else reads it.
+    #[doc(hidden)]
+    pub raw: RawConfig,
 }
 
 impl Config {
@@ -81,12 +152,16 @@ impl Config {
             let alone: RawConfig = file.deserialize()?;
             let lines = file.array_table_lines("source");
             for (i, _) in alone.sources.iter().enumerate() {
+                let line = lines.get(i).copied().unwrap_or(1);
                 origins.push(SourceOrigin {
                     file: file.path.clone(),
-                    line: lines.get(i).copied().unwrap_or(1),
+                    line,
+                    keys: block_keys(&file.text, line),
                 });
             }
-            load::merge(&mut merged, file.table()?, &["source"]);
+            let table = file.table()?;
+            supersede_deprecated(&mut merged, &table);
+            load::merge(&mut merged, table, &["source"]);
         }
         let raw: RawConfig =
             toml::Value::Table(merged)
@@ -97,11 +172,20 @@ impl Config {
         let host = raw.agent.host.clone().unwrap_or_else(crate::host::hostname);
         let sources = validate_sources(&raw.sources, &origins, &host)?;
         validate_agent(&raw, files)?;
+        validate_tail(&raw.tail, files)?;
         Ok(Config {
-            raw,
+            agent: raw.agent.clone(),
+            cassandra: raw.cassandra.clone(),
+            buffer: raw.buffer.clone(),
+            batch: raw.batch,
+            metrics: raw.metrics.clone(),
+            tail: raw.tail.clone(),
+            serve: raw.serve.clone(),
+            sources,
             files: files.iter().map(|f| f.path.clone()).collect(),
             host,
-            sources,
+            warnings: deprecations(files),
+            raw,
         })
     }
 }
@@ -112,8 +196,23 @@ fn validate_agent(raw: &RawConfig, files: &[ConfigFile]) -> Result<(), ConfigErr
         let (path, line) = locate(files, section, key);
         ConfigError::at(&path, line, &format!("{section}.{key}"), msg)
     };
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    if !LEVELS.contains(&raw.agent.log_level.to_ascii_lowercase().as_str()) {
+        return Err(err(
+            "agent",
+            "log_level",
+            format!(
+                "{:?} is not one of {}",
+                raw.agent.log_level,
+                LEVELS.join(", ")
+            ),
+        ));
+    }
     if raw.batch.max_records == 0 {
         return Err(err("batch", "max_records", "must be at least 1".into()));
+    }
+    if raw.serve.max_limit == 0 {
+        return Err(err("serve", "max_limit", "must be at least 1".into()));
     }
     if raw.buffer.capacity < raw.batch.max_records {
         return Err(err(
@@ -125,75 +224,142 @@ fn validate_agent(raw: &RawConfig, files: &[ConfigFile]) -> Result<(), ConfigErr
             ),
         ));
     }
-    if raw.cassandra.contact_points.is_empty() {
-        return Err(err(
-            "cassandra",
-            "contact_points",
-            "needs at least one node".into(),
-        ));
-    }
-    if raw.cassandra.username.is_some() != raw.cassandra.password_file.is_some() {
-        let key = if raw.cassandra.username.is_some() {
-            "username"
-        } else {
-            "password_file"
+    if let Err(e) = raw.cassandra.check() {
+        // `tls.ca_file` is the key `ca_file` of the table `[cassandra.tls]`.
+        let (section, key) = match e.key.rsplit_once('.') {
+            Some((table, key)) => (format!("cassandra.{table}"), key),
+            None => ("cassandra".to_owned(), e.key),
         };
-        return Err(err(
-            "cassandra",
-            key,
-            "username and password_file go together".into(),
-        ));
-    }
-    if let Some(pw) = &raw.cassandra.password_file {
-        if let Err(e) = std::fs::metadata(pw) {
-            return Err(err(
-                "cassandra",
-                "password_file",
-                format!("cannot read {}: {e}", pw.display()),
-            ));
-        }
+        return Err(err(&section, key, e.message));
     }
     Ok(())
 }
 
-/// The last file that sets `[section] key`, and the line where it does; the main file's
-/// first line when none sets it (a default is at fault).
+fn validate_tail(tail: &TailConfig, files: &[ConfigFile]) -> Result<(), ConfigError> {
+    let err = |key: &str, msg: &str| {
+        // The key may be written in its deprecated integer form.
+        let old = DEPRECATED_TAIL_KEYS
+            .iter()
+            .find(|(_, new, _)| *new == key)
+            .map(|(old, _, _)| *old);
+        let (mut path, mut line) = locate(files, "tail", key);
+        if let Some(old) = old {
+            if line == 1 {
+                (path, line) = locate(files, "tail", old);
+            }
+        }
+        ConfigError::at(&path, line, &format!("tail.{key}"), msg)
+    };
+    let nonzero = [
+        ("rescan_interval", tail.rescan_interval),
+        ("poll_interval", tail.poll_interval),
+        ("checkpoint_interval", tail.checkpoint_interval),
+    ];
+    for (key, value) in nonzero {
+        if value.is_zero() {
+            return Err(err(key, "must be more than 0"));
+        }
+    }
+    if tail.max_open_files == 0 {
+        return Err(err("max_open_files", "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// A drop-in that sets a `[tail]` duration in one form replaces the other form from
+/// earlier files, so an old `rescan_interval_ms` in the main file and a new
+/// `rescan_interval` in a drop-in are not "set twice".
+fn supersede_deprecated(merged: &mut toml::Table, overlay: &toml::Table) {
+    let Some(new) = overlay.get("tail").and_then(|t| t.as_table()) else {
+        return;
+    };
+    let Some(base) = merged.get_mut("tail").and_then(|t| t.as_table_mut()) else {
+        return;
+    };
+    for (old_key, new_key, _) in DEPRECATED_TAIL_KEYS {
+        if new.contains_key(new_key) {
+            base.remove(old_key);
+        }
+        if new.contains_key(old_key) {
+            base.remove(new_key);
+        }
+    }
+}
+
+/// A warning for every deprecated key set in any of the files, where it is set.
+fn deprecations(files: &[ConfigFile]) -> Vec<ConfigWarning> {
+    let mut warnings = Vec::new();
+    for file in files {
+        let Ok(table) = file.table() else { continue };
+        let Some(tail) = table.get("tail").and_then(|t| t.as_table()) else {
+            continue;
+        };
+        for (old, new, unit) in DEPRECATED_TAIL_KEYS {
+            let Some(n) = tail.get(old).and_then(|v| v.as_integer()) else {
+                continue;
+            };
+            let n = u64::try_from(n).unwrap_or(0);
+            warnings.push(ConfigWarning {
+                path: file.path.clone(),
+                line: key_line(file, "tail", old).unwrap_or(1),
+                key: format!("tail.{old}"),
+                message: format!(
+                    "deprecated integer key: write {new} = \"{}\" instead",
+                    unit.string(n)
+                ),
+            });
+        }
+    }
+    warnings
+}
+
+/// The last file that sets `[section] key` (`section` may be dotted: `cassandra.tls`), and
+/// the line where it does; the main file's first line when none sets it (a default is at
+/// fault).
 fn locate(files: &[ConfigFile], section: &str, key: &str) -> (PathBuf, usize) {
     for file in files.iter().rev() {
         let sets = file
             .table()
             .ok()
             .and_then(|t| {
-                t.get(section)
-                    .and_then(|s| s.as_table())
-                    .map(|s| s.contains_key(key))
+                let mut table = &t;
+                for part in section.split('.') {
+                    table = table.get(part)?.as_table()?;
+                }
+                Some(table.contains_key(key))
             })
             .unwrap_or(false);
-        if !sets {
-            continue;
+        if sets {
+            return (file.path.clone(), key_line(file, section, key).unwrap_or(1));
         }
-        let mut current = String::new();
-        for (i, line) in file.text.lines().enumerate() {
-            let t = line.trim();
-            if let Some(h) = t.strip_prefix('[') {
-                current = h
-                    .trim_start_matches('[')
-                    .split(']')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_owned();
-            } else if current == section
-                && t.strip_prefix(key)
-                    .is_some_and(|rest| rest.trim_start().starts_with('='))
-            {
-                return (file.path.clone(), i + 1);
-            }
-        }
-        return (file.path.clone(), 1);
     }
     let main = files.first().map(|f| f.path.clone()).unwrap_or_default();
     (main, 1)
+}
+
+/// The line of `key = ...` under the `[section]` header of `file`.
+fn key_line(file: &ConfigFile, section: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (i, line) in file.text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(h) = t.strip_prefix('[') {
+            current = h
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .split('.')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(".");
+        } else if current == section
+            && t.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 fn validate_sources(
@@ -204,6 +370,7 @@ fn validate_sources(
     let fallback = SourceOrigin {
         file: PathBuf::from("<config>"),
         line: 1,
+        keys: Vec::new(),
     };
     let mut seen: HashMap<&str, &SourceOrigin> = HashMap::new();
     let mut specs = Vec::with_capacity(sources.len());
@@ -212,7 +379,7 @@ fn validate_sources(
         let err = |key: &str, msg: String| {
             ConfigError::at(
                 &origin.file,
-                origin.line,
+                origin.line_of(key),
                 &format!("source[{}].{key}", source.name),
                 msg,
             )
@@ -231,7 +398,7 @@ fn validate_sources(
                 format!(
                     "a source of this name is already defined at {}:{}",
                     first.file.display(),
-                    first.line
+                    first.line_of("name")
                 ),
             ));
         }
@@ -262,13 +429,15 @@ fn validate_sources(
             };
             return Err(err(key, e.to_string()));
         }
-        if source.bucket.as_secs() < 60 {
-            return Err(err("bucket", "must be at least one minute".into()));
-        }
+        limits::check_bucket(source.bucket).map_err(|e| {
+            err(
+                "bucket",
+                format!("{:?} is out of range: {e}", source.bucket),
+            )
+        })?;
         if let Some(ttl) = source.ttl {
-            if ttl.as_secs() == 0 || ttl.as_secs() > i32::MAX as u64 {
-                return Err(err("ttl", "must be between 1 second and 68 years".into()));
-            }
+            limits::check_ttl(ttl)
+                .map_err(|e| err("ttl", format!("{ttl:?} is out of range: {e}")))?;
         }
         if source.max_line_bytes < 64 {
             return Err(err("max_line_bytes", "must be at least 64".into()));
@@ -276,6 +445,20 @@ fn validate_sources(
         let mut exclude = source.exclude.clone();
         if !exclude.iter().any(|e| e == "*.gz") {
             exclude.push("*.gz".to_owned());
+        }
+        // Compiled here as the tailer will, so a glob it would refuse is a config error.
+        if let Err(e) = Patterns::new(&source.paths, &exclude) {
+            return Err(match e {
+                PatternError::Glob { pattern, source: g } => {
+                    let key = if source.paths.contains(&pattern) {
+                        "paths"
+                    } else {
+                        "exclude"
+                    };
+                    err(key, format!("bad glob {pattern:?}: {}", g.kind()))
+                }
+                other => err("paths", other.to_string()),
+            });
         }
         let route = Arc::new(Route {
             source: Arc::from(source.name.as_str()),
@@ -286,7 +469,7 @@ fn validate_sources(
         let settings = SourceTailSettings {
             read_from: source.read_from,
             max_line_bytes: source.max_line_bytes,
-            multiline_timeout_ms: source.multiline_timeout.as_millis() as u64,
+            multiline_timeout: source.multiline_timeout,
         };
         let mut spec = SourceSpec::new(
             &source.name,
@@ -340,7 +523,7 @@ mod tests {
         let err = Config::from_files(&files).unwrap_err().to_string();
         assert!(
             err.starts_with(
-                "/etc/logship/conf.d/20-web.toml:2:1: source[web].log_format: bad log_format"
+                "/etc/logship/conf.d/20-web.toml:6:1: source[web].log_format: bad log_format"
             ),
             "{err}"
         );
@@ -352,10 +535,10 @@ mod tests {
         let files = [file("/main.toml", src), file("/conf.d/1.toml", src)];
         let err = Config::from_files(&files).unwrap_err().to_string();
         assert!(
-            err.starts_with("/conf.d/1.toml:1:1: source[a].name"),
+            err.starts_with("/conf.d/1.toml:2:1: source[a].name"),
             "{err}"
         );
-        assert!(err.contains("already defined at /main.toml:1"), "{err}");
+        assert!(err.contains("already defined at /main.toml:2"), "{err}");
     }
 
     #[test]
@@ -378,6 +561,76 @@ mod tests {
         assert!(
             c.sources[0].exclude.iter().any(|e| e == "*.gz"),
             "gzip'd rotations are always left out"
+        );
+    }
+
+    #[test]
+    fn a_tls_file_is_reported_at_its_key_in_the_dotted_table() {
+        let files = [file(
+            "/main.toml",
+            "[cassandra]\nport = 9042\n\n[cassandra.tls]\nca_file = \"/nonexistent/ca.pem\"\n",
+        )];
+        let err = Config::from_files(&files).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "/main.toml:5:1: cassandra.tls.ca_file: /nonexistent/ca.pem cannot be read"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_dropin_may_replace_an_old_tail_key_with_its_new_form() {
+        let files = [
+            file(
+                "/main.toml",
+                "[tail]\nrescan_interval_ms = 500\nidle_close_secs = 9\n",
+            ),
+            file("/conf.d/1.toml", "[tail]\nrescan_interval = \"2s\"\n"),
+        ];
+        let c = Config::from_files(&files).unwrap();
+        assert_eq!(c.tail.rescan_interval, std::time::Duration::from_secs(2));
+        assert_eq!(c.tail.idle_close, std::time::Duration::from_secs(9));
+        let warned: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            warned,
+            [
+                "/main.toml:2: tail.rescan_interval_ms: deprecated integer key: write rescan_interval = \"500ms\" instead",
+                "/main.toml:3: tail.idle_close_secs: deprecated integer key: write idle_close = \"9s\" instead",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_misspelt_log_level_is_refused_not_replaced_by_info() {
+        let files = [file("/main.toml", "[agent]\nlog_level = \"verbose\"\n")];
+        let err = Config::from_files(&files).unwrap_err().to_string();
+        assert!(
+            err.starts_with("/main.toml:2:1: agent.log_level: \"verbose\" is not one of"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn retry_settings_are_checked_in_their_dotted_table() {
+        let files = [file(
+            "/main.toml",
+            "[cassandra.retry]\ninitial_backoff = \"20s\"\nmax_backoff = \"10s\"\n",
+        )];
+        let err = Config::from_files(&files).unwrap_err().to_string();
+        assert!(
+            err.starts_with("/main.toml:2:1: cassandra.retry.initial_backoff: 20s is longer"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_zero_interval_is_refused_at_its_key() {
+        let files = [file("/main.toml", "[tail]\n\npoll_interval = \"0s\"\n")];
+        let err = Config::from_files(&files).unwrap_err().to_string();
+        assert!(
+            err.starts_with("/main.toml:3:1: tail.poll_interval: must be more than 0"),
+            "{err}"
         );
     }
 }

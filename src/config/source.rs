@@ -39,12 +39,12 @@ pub struct SourceConfig {
     /// How long rows live (`"30d"`), written with `USING TTL`. Default: the table's
     /// `default_time_to_live` (90 days). Keep TTLs within a table close: see the schema
     /// notes on TimeWindowCompactionStrategy.
-    #[serde(default, with = "super::duration::option")]
+    #[serde(default, with = "crate::duration::option")]
     pub ttl: Option<Duration>,
     /// Width of a partition's time bucket (`"1h"`). Size it so one partition holds well
     /// under 100 MB: lines/s × bucket seconds × bytes per row. Default 1 hour; a busy
     /// nginx (thousands of lines/s) wants `"5m"`–`"15m"`.
-    #[serde(default = "default_bucket", with = "super::duration")]
+    #[serde(default = "default_bucket", with = "crate::duration")]
     pub bucket: Duration,
     /// `"beginning"` or `"end"`: where to start in files found at the agent's first start.
     /// Files that appear later are always read from their beginning.
@@ -56,7 +56,7 @@ pub struct SourceConfig {
     pub max_line_bytes: usize,
     /// How long a multi-line entry (PostgreSQL, syslog continuation lines) waits for its
     /// next line before it is shipped as complete (`"1s"`).
-    #[serde(default = "default_multiline_timeout", with = "super::duration")]
+    #[serde(default = "default_multiline_timeout", with = "crate::duration")]
     pub multiline_timeout: Duration,
 }
 

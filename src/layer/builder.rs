@@ -17,9 +17,6 @@ use super::writer::EventWriter;
 /// per-layer filter. `S` is inferred from the subscriber it is added to.
 pub type LogshipLayer<S> = Filtered<EventShipper, ShipFilter, S>;
 
-/// Cassandra refuses TTLs above 20 years.
-const MAX_TTL: Duration = Duration::from_secs(630_720_000);
-
 /// A setting `build()` refuses, or the worker thread failing to start.
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
@@ -155,8 +152,8 @@ impl LayerBuilder {
         self
     }
 
-    /// Width of the partition's time bucket (1 s to 1 day, default 1 h): size it so one
-    /// bucket of this service on one host stays well under 100 MB.
+    /// Width of the partition's time bucket (whole seconds, 1 minute to 1 day, default
+    /// 1 h): size it so one bucket of this service on one host stays well under 100 MB.
     pub fn bucket(mut self, width: Duration) -> Self {
         self.bucket = width;
         self
@@ -232,7 +229,7 @@ impl LayerBuilder {
         #[cfg(feature = "agent")]
         if let Some(path) = self.agent_config.take() {
             let config = crate::config::Config::load(&path).map_err(LayerError::AgentConfig)?;
-            self.cassandra.get_or_insert(config.raw.cassandra);
+            self.cassandra.get_or_insert(config.cassandra);
         }
         let service = self.service.clone().ok_or(LayerError::MissingService)?;
         if service.is_empty()
@@ -246,6 +243,10 @@ impl LayerBuilder {
             (Some(w), _) => w,
             (None, None) => return Err(LayerError::MissingCassandra),
             (None, Some(config)) => {
+                // The same checks as the agent's `[cassandra]`.
+                config
+                    .check()
+                    .map_err(|e| LayerError::BadCassandra(e.to_string()))?;
                 let host = self.host.clone().unwrap_or_else(crate::host::hostname);
                 cassandra::writer(cassandra::Settings {
                     config: config.clone(),
@@ -312,22 +313,15 @@ impl LayerBuilder {
                 "expected at most 1 hour",
             );
         }
-        let bad_ttl = |ttl: Duration| {
-            ttl < Duration::from_secs(1) || ttl > MAX_TTL || ttl.subsec_nanos() != 0
-        };
-        if let Some(ttl) = self.ttl.filter(|t| bad_ttl(*t)) {
-            return out(
-                "ttl",
-                format!("{ttl:?}"),
-                "expected whole seconds from 1 s to 20 years (Cassandra's limit)",
-            );
+        // The same limits as the agent's `[[source]]` ttl and bucket.
+        if let Some((ttl, e)) = self
+            .ttl
+            .and_then(|t| crate::limits::check_ttl(t).err().map(|e| (t, e)))
+        {
+            return out("ttl", format!("{ttl:?}"), e.expected);
         }
-        if self.bucket < Duration::from_secs(1) || self.bucket > Duration::from_secs(86_400) {
-            return out(
-                "bucket",
-                format!("{:?}", self.bucket),
-                "expected 1 s to 1 day",
-            );
+        if let Err(e) = crate::limits::check_bucket(self.bucket) {
+            return out("bucket", format!("{:?}", self.bucket), e.expected);
         }
         if self.max_event_bytes < 256 || self.max_event_bytes > 1 << 24 {
             return out(

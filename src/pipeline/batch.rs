@@ -15,7 +15,7 @@ pub struct BatchConfig {
     /// Most records in one flush unit.
     pub max_records: usize,
     /// Longest a record waits for its unit to fill (`"1s"`).
-    #[serde(with = "crate::sink::config::duration")]
+    #[serde(with = "crate::duration")]
     pub linger: Duration,
 }
 

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::duration;
+
 /// How to reach and write to Cassandra.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -93,6 +95,102 @@ impl CassandraConfig {
     }
 }
 
+/// A `[cassandra]` setting refused before any connection: which key and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key} {message}")]
+pub struct SettingError {
+    /// The key, relative to `[cassandra]` (`password_file`, `tls.ca_file`).
+    pub key: &'static str,
+    /// What is wrong, worded to follow the key (`is empty`), naming the file for file
+    /// settings.
+    pub message: String,
+}
+
+impl CassandraConfig {
+    /// Everything that can be checked without a network, for the agent's config and the
+    /// Layer alike: the nodes, the keyspace name, and that each file the connection will
+    /// read is a readable, non-empty file *for the current user* (run as the service
+    /// user, this is the check the daemon itself would fail at connect time).
+    pub fn check(&self) -> Result<(), SettingError> {
+        let bad = |key, message: String| Err(SettingError { key, message });
+        if self.contact_points.iter().all(|cp| cp.trim().is_empty()) {
+            return bad("contact_points", "is empty: name at least one node".into());
+        }
+        let k = &self.keyspace;
+        if k.is_empty()
+            || k.len() > 48
+            || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return bad(
+                "keyspace",
+                format!("{k:?} is not a keyspace name (letters, digits and '_', at most 48)"),
+            );
+        }
+        if self.request_concurrency == 0 {
+            return bad("request_concurrency", "must be at least 1".into());
+        }
+        if self.retry.breaker_threshold == 0 {
+            return bad("retry.breaker_threshold", "must be at least 1".into());
+        }
+        if self.retry.initial_backoff > self.retry.max_backoff {
+            return bad(
+                "retry.initial_backoff",
+                format!(
+                    "{:?} is longer than max_backoff ({:?})",
+                    self.retry.initial_backoff, self.retry.max_backoff
+                ),
+            );
+        }
+        match (&self.username, &self.password_file) {
+            (Some(_), None) => return bad("username", "is set without password_file".into()),
+            (None, Some(_)) => return bad("password_file", "is set without username".into()),
+            _ => {}
+        }
+        if let Some(pw) = &self.password_file {
+            let text = readable_file(pw).map_err(|message| SettingError {
+                key: "password_file",
+                message,
+            })?;
+            if text.iter().all(|b| matches!(b, b'\n' | b'\r')) {
+                return bad("password_file", format!("{} is empty", pw.display()));
+            }
+        }
+        if let Some(tls) = &self.tls {
+            let Some(ca) = &tls.ca_file else {
+                return bad(
+                    "tls.ca_file",
+                    "is required: the PEM CA (or node certificate) that signs the nodes".into(),
+                );
+            };
+            match (&tls.cert_file, &tls.key_file) {
+                (Some(_), None) => return bad("tls.cert_file", "is set without key_file".into()),
+                (None, Some(_)) => return bad("tls.key_file", "is set without cert_file".into()),
+                _ => {}
+            }
+            let files = [
+                ("tls.ca_file", Some(ca)),
+                ("tls.cert_file", tls.cert_file.as_ref()),
+                ("tls.key_file", tls.key_file.as_ref()),
+            ];
+            for (key, path) in files {
+                if let Some(path) = path {
+                    readable_file(path).map_err(|message| SettingError { key, message })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a file the connection needs: a directory, or a file the current user may not
+/// read, is refused with a message naming it.
+fn readable_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    if path.is_dir() {
+        return Err(format!("{} is a directory, not a file", path.display()));
+    }
+    std::fs::read(path).map_err(|e| format!("{} cannot be read: {e}", path.display()))
+}
+
 /// `host` → `host:port`; `host:port`, `[v6]:port` kept; a bare IPv6 address bracketed.
 fn with_port(contact_point: &str, port: u16) -> String {
     let cp = contact_point.trim();
@@ -116,9 +214,15 @@ fn with_port(contact_point: &str, port: u16) -> String {
 #[serde(tag = "class", deny_unknown_fields)]
 pub enum Replication {
     /// One ring, `replication_factor` copies: a development node (RF 1).
-    SimpleStrategy { replication_factor: u32 },
+    SimpleStrategy {
+        /// Copies of each row.
+        replication_factor: u32,
+    },
     /// Copies per datacenter, e.g. `datacenters = { dc1 = 3, dc2 = 3 }`: production.
-    NetworkTopologyStrategy { datacenters: BTreeMap<String, u32> },
+    NetworkTopologyStrategy {
+        /// Copies of each row per datacenter name.
+        datacenters: BTreeMap<String, u32>,
+    },
 }
 
 impl Default for Replication {
@@ -147,14 +251,23 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Consistency {
+    /// `ANY`: a hint anywhere counts.
     Any,
+    /// `ONE` replica.
     One,
+    /// `TWO` replicas.
     Two,
+    /// `THREE` replicas.
     Three,
+    /// `QUORUM` across datacenters.
     Quorum,
+    /// `ALL` replicas.
     All,
+    /// `LOCAL_QUORUM`: a quorum in the local datacenter.
     LocalQuorum,
+    /// `EACH_QUORUM`: a quorum in every datacenter.
     EachQuorum,
+    /// `LOCAL_ONE`: one replica in the local datacenter.
     LocalOne,
 }
 
@@ -218,39 +331,6 @@ impl Default for RetryConfig {
     }
 }
 
-/// Durations as `"500ms"`, `"12s"`, `"90d"`, `"1h 30m"` or ISO 8601 (`"PT12S"`, `"P90D"`);
-/// a day is 24 hours.
-pub mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer, de};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        parse(&text).map_err(de::Error::custom)
-    }
-
-    pub fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{}ms", value.as_millis()))
-    }
-
-    pub fn parse(text: &str) -> Result<Duration, String> {
-        let bad =
-            || format!("invalid duration {text:?} (expected e.g. \"500ms\", \"12s\", \"90d\")");
-        let span: jiff::Span = text.trim().parse().map_err(|_| bad())?;
-        if span.is_negative() {
-            return Err(format!("duration {text:?} must not be negative"));
-        }
-        let nanos = span
-            .total((
-                jiff::Unit::Nanosecond,
-                jiff::SpanRelativeTo::days_are_24_hours(),
-            ))
-            .map_err(|_| bad())?;
-        Ok(Duration::from_nanos(nanos as u64))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,12 +362,43 @@ mod tests {
     }
 
     #[test]
-    fn durations_accept_days_and_reject_garbage() {
-        assert_eq!(duration::parse("90d"), Ok(Duration::from_secs(7_776_000)));
-        assert_eq!(duration::parse("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(duration::parse("PT12S"), Ok(Duration::from_secs(12)));
-        assert!(duration::parse("soon").is_err());
-        assert!(duration::parse("-1s").unwrap_err().contains("negative"));
+    fn check_refuses_unusable_settings_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = |c: CassandraConfig| c.check().unwrap_err().key;
+        let with_password = |p: PathBuf| CassandraConfig {
+            username: Some("u".into()),
+            password_file: Some(p),
+            ..CassandraConfig::default()
+        };
+        assert_eq!(CassandraConfig::default().check(), Ok(()));
+        assert_eq!(key(with_password(dir.path().to_owned())), "password_file");
+        assert_eq!(
+            key(with_password(dir.path().join("missing"))),
+            "password_file"
+        );
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        assert_eq!(key(with_password(empty)), "password_file");
+        let good = dir.path().join("pw");
+        std::fs::write(&good, "secret\n").unwrap();
+        assert_eq!(with_password(good).check(), Ok(()));
+        let tls = |t: TlsConfig| CassandraConfig {
+            tls: Some(t),
+            ..CassandraConfig::default()
+        };
+        assert_eq!(key(tls(TlsConfig::default())), "tls.ca_file");
+        assert_eq!(
+            key(tls(TlsConfig {
+                ca_file: Some(dir.path().join("nope.pem")),
+                ..TlsConfig::default()
+            })),
+            "tls.ca_file"
+        );
+        let keyspace = CassandraConfig {
+            keyspace: "logs; DROP".into(),
+            ..CassandraConfig::default()
+        };
+        assert_eq!(key(keyspace), "keyspace");
     }
 
     #[test]

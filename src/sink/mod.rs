@@ -7,6 +7,7 @@
 //! never duplicates a row. The table design is in docs/schema.md.
 
 pub mod breaker;
+pub mod catalog;
 pub mod config;
 pub mod deadletter;
 pub mod error;
@@ -30,7 +31,7 @@ pub use config::{CassandraConfig, Consistency, Replication, RetryConfig, TlsConf
 pub use deadletter::DeadLetterEntry;
 pub use error::SinkError;
 pub use metrics::{LATENCY_BOUNDS_SECONDS, MetricsSnapshot, SinkMetrics};
-pub use row::{AppEvent, AppRoute, Placement, file_row_id};
+pub use row::{AppEvent, AppRoute, Placement, RequestFields, file_row_id};
 
 use crate::pipeline::FileRecord;
 use breaker::{Breaker, Permit};
@@ -76,6 +77,9 @@ struct Inner {
     breaker: Breaker,
     dead_letter: DeadLetter,
     deadline: watch::Sender<Option<Instant>>,
+    catalog: catalog::Catalog,
+    /// Per-source request/trace id fields (`[[source]] request_id_field`).
+    request_fields: std::sync::RwLock<Arc<std::collections::HashMap<String, RequestFields>>>,
 }
 
 impl std::fmt::Debug for Sink {
@@ -106,6 +110,7 @@ impl Sink {
         options: SinkOptions,
     ) -> Result<Sink, SinkError> {
         let statements = Statements::prepare(&session, &config.keyspace).await?;
+        let catalog = catalog::Catalog::prepare(&session, &config.keyspace).await?;
         let retry = &config.retry;
         Ok(Sink {
             inner: Arc::new(Inner {
@@ -120,6 +125,8 @@ impl Sink {
                 ),
                 dead_letter: DeadLetter::new(options.dead_letter_dir),
                 deadline: watch::Sender::new(None),
+                catalog,
+                request_fields: Default::default(),
             }),
         })
     }
@@ -131,7 +138,10 @@ impl Sink {
     /// acknowledged.
     pub async fn write_file_unit(&self, records: &[FileRecord]) -> Result<UnitReport, SinkError> {
         let max = self.inner.config.max_record_bytes;
-        let rows: Vec<Row<'_>> = records.iter().map(|r| Row::file(r, max)).collect();
+        let fields = self.request_fields();
+        let default = RequestFields::default();
+        let ids = |r: &FileRecord| fields.get(&*r.route.source).unwrap_or(&default);
+        let rows: Vec<Row<'_>> = records.iter().map(|r| Row::file(r, max, ids(r))).collect();
         self.write_rows(&rows).await
     }
 
@@ -145,6 +155,26 @@ impl Sink {
         let max = self.inner.config.max_record_bytes;
         let rows: Vec<Row<'_>> = events.iter().map(|e| Row::app(e, route, max)).collect();
         self.write_rows(&rows).await
+    }
+
+    /// Which fields fill `request_id`/`trace_id` of each file source's rows; sources not
+    /// named use [`RequestFields::default`]. Takes effect for the next unit.
+    pub fn set_request_fields(&self, by_source: std::collections::HashMap<String, RequestFields>) {
+        *self
+            .inner
+            .request_fields
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(by_source);
+    }
+
+    fn request_fields(&self) -> Arc<std::collections::HashMap<String, RequestFields>> {
+        Arc::clone(
+            &self
+                .inner
+                .request_fields
+                .read()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
     /// From `deadline` on, writes in progress and new ones give up with
@@ -196,14 +226,21 @@ impl Sink {
             }
             attempts += 1;
             let batch: &[usize] = if probe { &pending[..1] } else { &pending };
-            let attempt = writer::write(
-                &inner.session,
-                &inner.statements,
-                inner.config.write_mode,
-                inner.config.request_concurrency,
-                rows,
-                batch,
-            );
+            // The catalog learns of new partitions before their rows are written.
+            let attempt = async {
+                if let Err(e) = inner.catalog.note(&inner.session, rows, batch).await {
+                    return writer::all_failed(batch, &e);
+                }
+                writer::write(
+                    &inner.session,
+                    &inner.statements,
+                    inner.config.write_mode,
+                    inner.config.request_concurrency,
+                    rows,
+                    batch,
+                )
+                .await
+            };
             let Some(failures) = self.until_deadline(attempt).await else {
                 if probe {
                     inner

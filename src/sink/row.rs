@@ -167,7 +167,39 @@ pub(crate) struct InfraValues<'a> {
     pub file_path: &'a str,
     pub file_offset: i64,
     pub truncated: MaybeUnset<bool>,
+    pub request_id: MaybeUnset<&'a str>,
+    pub trace_id: MaybeUnset<&'a str>,
     pub ttl: MaybeUnset<i32>,
+}
+
+/// Which parsed fields of a file source's records fill `request_id` and `trace_id` in
+/// `infrastructure_logs`: the first field present in each list wins. The default suits
+/// nginx (`$request_id`, or `$http_x_request_id` when the `log_format` has it); a source
+/// overrides it with `request_id_field` / `trace_id_field`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestFields {
+    pub request_id: Vec<String>,
+    pub trace_id: Vec<String>,
+}
+
+impl Default for RequestFields {
+    fn default() -> Self {
+        RequestFields {
+            request_id: vec!["request_id".to_owned(), "http_x_request_id".to_owned()],
+            trace_id: vec!["trace_id".to_owned(), "http_x_trace_id".to_owned()],
+        }
+    }
+}
+
+impl RequestFields {
+    fn pick<'f>(names: &[String], fields: &'f BTreeMap<String, String>) -> Option<&'f str> {
+        names
+            .iter()
+            .filter_map(|n| fields.get(n))
+            .map(String::as_str)
+            // nginx logs an absent header as "-".
+            .find(|v| !v.is_empty() && *v != "-")
+    }
 }
 
 /// The bound values of one `application_logs` insert, in the statement's order.
@@ -214,6 +246,8 @@ pub(crate) struct PartitionKey<'a> {
 #[derive(Debug, Clone)]
 pub(crate) struct InfraRow<'a> {
     pub record: &'a FileRecord,
+    pub request_id: Option<&'a str>,
+    pub trace_id: Option<&'a str>,
     pub id: Uuid,
     pub place: Placement,
     pub cut: Option<Cut>,
@@ -236,13 +270,17 @@ pub(crate) struct Cut {
 }
 
 impl<'a> Row<'a> {
-    pub fn file(record: &'a FileRecord, max_bytes: usize) -> Row<'a> {
+    pub fn file(record: &'a FileRecord, max_bytes: usize, ids: &RequestFields) -> Row<'a> {
         let r = &record.record;
+        let request_id = RequestFields::pick(&ids.request_id, &r.fields);
+        let trace_id = RequestFields::pick(&ids.trace_id, &r.fields);
         let place = Placement::of(r.timestamp, record.route.bucket);
         let id = file_row_id(&r.host, record.origin.file, record.origin.start);
         let cut = cut_to_fit(&r.message, &r.fields, r.parse_error.as_deref(), max_bytes);
         Row::Infra(Box::new(InfraRow {
             record,
+            request_id,
+            trace_id,
             id,
             place,
             cut,
@@ -350,6 +388,8 @@ impl<'a> Row<'a> {
             } else {
                 MaybeUnset::Unset
             },
+            request_id: unset_if_none(r.request_id),
+            trace_id: unset_if_none(r.trace_id),
             ttl: ttl_value(r.record.route.ttl),
         }
     }

@@ -90,45 +90,126 @@ fn table_options(ttl: Duration) -> String {
     )
 }
 
-/// Every statement `apply` runs, in order.
+/// The columns of `infrastructure_logs`, in order. `apply` adds any of these a live table
+/// lacks (`ALTER TABLE ... ADD`), so a column added here reaches existing clusters.
+pub const INFRA_COLUMNS: &[(&str, &str)] = &[
+    ("source", "text"),
+    ("host", "text"),
+    ("day", "date"),
+    ("bucket", "int"),
+    ("ts", "timestamp"),
+    ("id", "uuid"),
+    ("ts_nanos", "int"),
+    ("level", "text"),
+    ("message", "text"),
+    ("fields", "frozen<map<text, text>>"),
+    ("parse_error", "text"),
+    ("file_path", "text"),
+    ("file_offset", "bigint"),
+    ("truncated", "boolean"),
+    ("request_id", "text"),
+    ("trace_id", "text"),
+];
+
+/// The columns of `application_logs`, in order (see [`INFRA_COLUMNS`]).
+pub const APP_COLUMNS: &[(&str, &str)] = &[
+    ("service", "text"),
+    ("host", "text"),
+    ("day", "date"),
+    ("bucket", "int"),
+    ("ts", "timestamp"),
+    ("id", "uuid"),
+    ("ts_nanos", "int"),
+    ("level", "text"),
+    ("target", "text"),
+    ("module", "text"),
+    ("file", "text"),
+    ("line", "int"),
+    ("message", "text"),
+    ("fields", "frozen<map<text, text>>"),
+    ("span_fields", "frozen<map<text, text>>"),
+    ("request_id", "text"),
+    ("trace_id", "text"),
+    ("truncated", "boolean"),
+];
+
+/// The SAI indexes: (index name, table, column). Created after any missing column is added.
+pub const INDEXES: &[(&str, &str, &str)] = &[
+    ("infrastructure_logs_level", "infrastructure_logs", "level"),
+    ("application_logs_level", "application_logs", "level"),
+    (
+        "application_logs_request_id",
+        "application_logs",
+        "request_id",
+    ),
+    ("application_logs_trace_id", "application_logs", "trace_id"),
+    (
+        "infrastructure_logs_request_id",
+        "infrastructure_logs",
+        "request_id",
+    ),
+    (
+        "infrastructure_logs_trace_id",
+        "infrastructure_logs",
+        "trace_id",
+    ),
+];
+
+/// The log tables and their columns and partition keys, for creating and migrating.
+pub const TABLES: &[(&str, &[(&str, &str)], &str)] = &[
+    (
+        "infrastructure_logs",
+        INFRA_COLUMNS,
+        "PRIMARY KEY ((source, host, day, bucket), ts, id)",
+    ),
+    (
+        "application_logs",
+        APP_COLUMNS,
+        "PRIMARY KEY ((service, host, day, bucket), ts, id)",
+    ),
+];
+
+fn create_table(ks: &str, name: &str, columns: &[(&str, &str)], key: &str, opts: &str) -> String {
+    let mut s = format!("CREATE TABLE IF NOT EXISTS {ks}.{name} (\n");
+    for (column, ty) in columns {
+        let _ = writeln!(s, "  {column} {ty},");
+    }
+    let _ = write!(s, "  {key}\n) {opts}");
+    s
+}
+
+/// Every statement `apply` runs, in order (the keyspace, the tables, the stream catalog,
+/// then the indexes). `apply` adds missing columns between the tables and the indexes.
 pub fn statements(config: &CassandraConfig) -> Vec<String> {
     let ks = ident(&config.keyspace);
+    let mut out = vec![format!(
+        "CREATE KEYSPACE IF NOT EXISTS {ks}\n  WITH replication = {}",
+        replication_map(&config.replication)
+    )];
+    out.extend(table_statements(config));
+    out.extend(index_statements(config));
+    out
+}
+
+fn table_statements(config: &CassandraConfig) -> Vec<String> {
+    let ks = ident(&config.keyspace);
     let opts = table_options(config.default_ttl);
-    vec![
-        format!(
-            "CREATE KEYSPACE IF NOT EXISTS {ks}\n  WITH replication = {}",
-            replication_map(&config.replication)
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.infrastructure_logs (\n  \
-             source text,\n  host text,\n  day date,\n  bucket int,\n  ts timestamp,\n  \
-             id uuid,\n  ts_nanos int,\n  level text,\n  message text,\n  \
-             fields frozen<map<text, text>>,\n  parse_error text,\n  file_path text,\n  \
-             file_offset bigint,\n  truncated boolean,\n  \
-             PRIMARY KEY ((source, host, day, bucket), ts, id)\n) {opts}"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {ks}.application_logs (\n  \
-             service text,\n  host text,\n  day date,\n  bucket int,\n  ts timestamp,\n  \
-             id uuid,\n  ts_nanos int,\n  level text,\n  target text,\n  module text,\n  \
-             file text,\n  line int,\n  message text,\n  fields frozen<map<text, text>>,\n  \
-             span_fields frozen<map<text, text>>,\n  request_id text,\n  trace_id text,\n  \
-             truncated boolean,\n  \
-             PRIMARY KEY ((service, host, day, bucket), ts, id)\n) {opts}"
-        ),
-        format!(
-            "CREATE INDEX IF NOT EXISTS infrastructure_logs_level ON {ks}.infrastructure_logs (level) USING 'sai'"
-        ),
-        format!(
-            "CREATE INDEX IF NOT EXISTS application_logs_level ON {ks}.application_logs (level) USING 'sai'"
-        ),
-        format!(
-            "CREATE INDEX IF NOT EXISTS application_logs_request_id ON {ks}.application_logs (request_id) USING 'sai'"
-        ),
-        format!(
-            "CREATE INDEX IF NOT EXISTS application_logs_trace_id ON {ks}.application_logs (trace_id) USING 'sai'"
-        ),
-    ]
+    let mut out: Vec<String> = TABLES
+        .iter()
+        .map(|(name, columns, key)| create_table(&ks, name, columns, key, &opts))
+        .collect();
+    out.push(super::catalog::create_statement(config));
+    out
+}
+
+fn index_statements(config: &CassandraConfig) -> Vec<String> {
+    let ks = ident(&config.keyspace);
+    INDEXES
+        .iter()
+        .map(|(name, table, column)| {
+            format!("CREATE INDEX IF NOT EXISTS {name} ON {ks}.{table} ({column}) USING 'sai'")
+        })
+        .collect()
 }
 
 /// The schema as a CQL script (`logship schema print`).
@@ -142,18 +223,152 @@ pub fn script(config: &CassandraConfig) -> String {
     out
 }
 
-/// Creates what is missing (`logship schema apply`). Safe to run at every deploy.
+/// Creates what is missing (`logship schema apply`). Safe to run at every deploy: it
+/// creates missing tables and indexes and adds missing columns (`ALTER TABLE ... ADD`),
+/// and never drops or changes anything that exists.
 pub async fn apply(session: &Session, config: &CassandraConfig) -> Result<(), SinkError> {
-    for statement in statements(config) {
-        let what = statement.lines().next().unwrap_or_default().to_owned();
-        session
-            .query_unpaged(statement, ())
-            .await
-            .map_err(|e| SinkError::Refused {
-                what,
-                reason: describe_execution_error(&e),
-            })?;
+    apply_reporting(session, config).await.map(drop)
+}
+
+/// [`apply`], returning the columns it added as `table.column` (none when the schema was
+/// already current), for `logship schema apply` to print.
+pub async fn apply_reporting(
+    session: &Session,
+    config: &CassandraConfig,
+) -> Result<Vec<String>, SinkError> {
+    let ks = ident(&config.keyspace);
+    let keyspace = statements(config).remove(0);
+    run(session, keyspace).await?;
+    for statement in table_statements(config) {
+        run(session, statement).await?;
     }
+    agree(session).await?;
+    let mut added = Vec::new();
+    for (column, table) in missing_columns(session, config).await? {
+        let ty = TABLES
+            .iter()
+            .find(|(name, _, _)| *name == table)
+            .and_then(|(_, cols, _)| cols.iter().find(|(c, _)| *c == column))
+            .map_or("text", |(_, ty)| *ty);
+        run(
+            session,
+            format!("ALTER TABLE {ks}.{table} ADD {column} {ty}"),
+        )
+        .await?;
+        added.push(format!("{table}.{column}"));
+    }
+    if !added.is_empty() {
+        agree(session).await?;
+    }
+    for statement in index_statements(config) {
+        run(session, statement).await?;
+    }
+    agree(session).await?;
+    Ok(added)
+}
+
+/// What the live schema lacks that this version of logship writes or reads: missing
+/// tables, columns (as `table.column`) and indexes. Empty when the schema is current.
+/// The agent checks this at start-up and says which `logship schema apply` would add.
+pub async fn missing(
+    session: &Session,
+    config: &CassandraConfig,
+) -> Result<Vec<String>, SinkError> {
+    let mut out: Vec<String> = missing_columns(session, config)
+        .await?
+        .into_iter()
+        .map(|(column, table)| format!("column {table}.{column}"))
+        .collect();
+    let rows = session
+        .query_unpaged(
+            "SELECT index_name FROM system_schema.indexes WHERE keyspace_name = ?",
+            (&config.keyspace,),
+        )
+        .await
+        .map_err(|e| refused("reading system_schema.indexes", &e))?;
+    let have: Vec<String> = rows
+        .into_rows_result()
+        .ok()
+        .and_then(|r| {
+            r.rows::<(String,)>()
+                .ok()
+                .map(|it| it.filter_map(Result::ok).map(|(n,)| n).collect())
+        })
+        .unwrap_or_default();
+    for (name, _, _) in INDEXES {
+        if !have.iter().any(|h| h == name) {
+            out.push(format!("index {name}"));
+        }
+    }
+    Ok(out)
+}
+
+/// `(column, table)` pairs in the definitions that the live tables lack. A table that is
+/// missing altogether lists all its columns.
+async fn missing_columns(
+    session: &Session,
+    config: &CassandraConfig,
+) -> Result<Vec<(String, String)>, SinkError> {
+    let mut out = Vec::new();
+    let mut tables: Vec<(&str, Vec<&str>)> = TABLES
+        .iter()
+        .map(|(name, cols, _)| (*name, cols.iter().map(|(c, _)| *c).collect()))
+        .collect();
+    tables.push((
+        super::catalog::TABLE,
+        super::catalog::COLUMNS.iter().map(|(c, _)| *c).collect(),
+    ));
+    for (table, columns) in tables {
+        let rows = session
+            .query_unpaged(
+                "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?",
+                (&config.keyspace, table),
+            )
+            .await
+            .map_err(|e| refused("reading system_schema.columns", &e))?;
+        let have: Vec<String> = rows
+            .into_rows_result()
+            .map_err(|e| SinkError::Refused {
+                what: "reading system_schema.columns".to_owned(),
+                reason: e.to_string(),
+            })?
+            .rows::<(String,)>()
+            .map_err(|e| SinkError::Refused {
+                what: "reading system_schema.columns".to_owned(),
+                reason: e.to_string(),
+            })?
+            .filter_map(Result::ok)
+            .map(|(c,)| c)
+            .collect();
+        for column in columns {
+            if !have.iter().any(|h| h == column) {
+                out.push((column.to_owned(), table.to_owned()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn refused(what: &str, e: &scylla::errors::ExecutionError) -> SinkError {
+    SinkError::Refused {
+        what: what.to_owned(),
+        reason: describe_execution_error(e),
+    }
+}
+
+async fn run(session: &Session, statement: String) -> Result<(), SinkError> {
+    let what = statement.lines().next().unwrap_or_default().to_owned();
+    session
+        .query_unpaged(statement, ())
+        .await
+        .map_err(|e| SinkError::Refused {
+            what,
+            reason: describe_execution_error(&e),
+        })?;
+    Ok(())
+}
+
+async fn agree(session: &Session) -> Result<(), SinkError> {
     session
         .await_schema_agreement()
         .await

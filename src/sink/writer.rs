@@ -32,8 +32,9 @@ impl Statements {
         let ks = ident(keyspace);
         let infra = format!(
             "INSERT INTO {ks}.infrastructure_logs (source, host, day, bucket, ts, id, ts_nanos, \
-             level, message, fields, parse_error, file_path, file_offset, truncated) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+             level, message, fields, parse_error, file_path, file_offset, truncated, \
+             request_id, trace_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
         );
         let app = format!(
             "INSERT INTO {ks}.application_logs (service, host, day, bucket, ts, id, ts_nanos, \
@@ -76,6 +77,19 @@ impl Statements {
 pub(crate) struct RowFailure {
     pub index: usize,
     pub failure: Failure,
+}
+
+/// Every row of `pending` failed with `e` (a step before the inserts, such as recording
+/// the unit's partitions in the catalog, failed).
+pub(crate) fn all_failed(pending: &[usize], e: &ExecutionError) -> Vec<RowFailure> {
+    let failure = classify(e);
+    pending
+        .iter()
+        .map(|&index| RowFailure {
+            index,
+            failure: failure.clone(),
+        })
+        .collect()
 }
 
 /// Sends `rows[i]` for every `i` in `pending`; returns the rows that failed.

@@ -15,6 +15,9 @@ use scylla::client::session::Session;
 use scylla::value::CqlTimestamp;
 use uuid::Uuid;
 
+#[path = "../support/prereq.rs"]
+mod prereq;
+
 pub const KEYSPACE: &str = "logship_layer_test";
 pub const HOST: &str = "layer-test-host";
 /// Partitions one day wide: a test's rows are in one or two partitions (midnight).
@@ -27,23 +30,16 @@ pub fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// Starts the project's local node (idempotent) and applies the schema to the test
-/// keyspace. `None` (with a notice) when Cassandra cannot be started, except under
-/// `CI=true`, where that fails the test.
+/// keyspace. `None` (with a visible `SKIPPED` line) when Cassandra cannot be started,
+/// except under `CI=true`, where that fails the test (`prereq`).
 pub fn cassandra() -> Option<CassandraConfig> {
-    static READY: OnceLock<bool> = OnceLock::new();
-    let ready = *READY.get_or_init(|| {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cassandra");
         let outcome = std::process::Command::new(script).arg("start").status();
         match outcome {
             Ok(status) if status.success() => {}
-            other => {
-                let why = format!("`scripts/cassandra start` failed: {other:?}");
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("{why}; under CI=true a Cassandra that cannot start fails the run");
-                }
-                eprintln!("NOTICE: skipping a test that needs Cassandra: {why}");
-                return false;
-            }
+            other => return Err(format!("`scripts/cassandra start` failed: {other:?}")),
         }
         let config = config();
         block_on(async {
@@ -54,9 +50,10 @@ pub fn cassandra() -> Option<CassandraConfig> {
                 .await
                 .expect("schema apply");
         });
-        true
+        Ok(())
     });
-    ready.then(config)
+    // Every test that needs the node says it was skipped, not only the first one.
+    prereq::require(ready.clone()).map(|()| config())
 }
 
 /// Settings for the local node and the test keyspace.

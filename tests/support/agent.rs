@@ -117,8 +117,13 @@ pub struct Db {
 }
 
 impl Db {
+    /// A keyspace on the default node (127.0.0.1:9042).
     pub fn new(prefix: &str) -> Option<Db> {
-        let node = default_node()?;
+        Db::on(default_node()?, prefix)
+    }
+
+    /// A keyspace on `node` (e.g. `faults_node()`), with the schema applied.
+    pub fn on(node: Node, prefix: &str) -> Option<Db> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -171,6 +176,15 @@ impl Db {
         format!(
             "[cassandra]\ncontact_points = [\"{}\"]\nport = {}\nkeyspace = \"{}\"\n",
             self.node.host, self.node.port, self.keyspace
+        )
+    }
+
+    /// The `[cassandra]` section for this keyspace reached through `contact_point`
+    /// (`host:port`, e.g. a test proxy in front of the node).
+    pub fn cassandra_toml_via(&self, contact_point: &str) -> String {
+        format!(
+            "[cassandra]\ncontact_points = [\"{contact_point}\"]\nkeyspace = \"{}\"\n",
+            self.keyspace
         )
     }
 }
@@ -517,6 +531,18 @@ fn dechunk(mut body: &str) -> String {
         body = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// Resident memory of process `pid` in KiB (`VmRSS`), `None` once it is gone.
+pub fn rss_kib(pid: i32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// A file opened for appending, for writers that keep it open across a rotation.

@@ -64,10 +64,6 @@ pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
 /// Runs `scripts/cassandra <args>` and returns its output (never panics itself).
 pub fn script(args: &[&str]) -> std::io::Result<Output> {
     Command::new(repo_root().join("scripts/cassandra"))
@@ -165,14 +161,10 @@ fn parse_exports(text: &str) -> HashMap<String, String> {
 }
 
 fn node(profile: &'static str, cell: &'static OnceLock<Result<Node, String>>) -> Option<Node> {
-    match cell.get_or_init(|| start(profile)) {
-        Ok(node) => Some(node.clone()),
-        Err(e) if in_ci() => panic!("CI=true and Cassandra ({profile}) cannot start: {e}"),
-        Err(e) => {
-            eprintln!("NOTICE: skipping, Cassandra ({profile}) is not available: {e}");
-            None
-        }
-    }
+    let started = cell.get_or_init(|| start(profile)).clone();
+    super::prereq::require(
+        started.map_err(|e| format!("Cassandra ({profile}) is not available: {e}")),
+    )
 }
 
 /// The plain node on 127.0.0.1:9042, started once per test process.
@@ -185,6 +177,13 @@ pub fn default_node() -> Option<Node> {
 pub fn secure_node() -> Option<Node> {
     static NODE: OnceLock<Result<Node, String>> = OnceLock::new();
     node("secure", &NODE)
+}
+
+/// The node the daemon fault tests stop, kill -9 and restart (127.0.0.1:9342, group
+/// commit log), started once per test process. Only tests/daemon_faults*.rs use it.
+pub fn faults_node() -> Option<Node> {
+    static NODE: OnceLock<Result<Node, String>> = OnceLock::new();
+    node("faults", &NODE)
 }
 
 /// A keyspace name no other test (or earlier run) uses.

@@ -60,10 +60,10 @@ pub fn raw() -> Arc<dyn Parser> {
 /// Fast timers so tests finish quickly; correctness never depends on them.
 pub fn fast_config() -> TailConfig {
     TailConfig {
-        rescan_interval_ms: 300,
-        poll_interval_ms: 200,
-        rotate_wait_ms: 700,
-        checkpoint_interval_ms: 100,
+        rescan_interval: Duration::from_millis(300),
+        poll_interval: Duration::from_millis(200),
+        rotate_wait: Duration::from_millis(700),
+        checkpoint_interval: Duration::from_millis(100),
         ..TailConfig::default()
     }
 }
