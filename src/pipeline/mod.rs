@@ -2,7 +2,10 @@
 //! and flush units.
 
 pub mod batch;
+pub mod drain;
+pub mod heartbeat;
 pub mod item;
+pub mod progress;
 pub mod queue;
 
 pub use item::{FileId, FileRecord, Origin, Route, Table};

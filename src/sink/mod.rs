@@ -217,7 +217,7 @@ impl Sink {
             let mut failed = Vec::with_capacity(failures.len());
             for f in failures {
                 match f.failure {
-                    Failure::Retry(reason) => {
+                    Failure::Retry(reason) | Failure::Unreachable(reason) => {
                         retry_reason.get_or_insert(reason);
                         failed.push(f.index);
                     }

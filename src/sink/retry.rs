@@ -8,17 +8,41 @@ use scylla::errors::{BadQuery, DbError, ExecutionError, RequestAttemptError};
 use super::config::RetryConfig;
 use super::session::describe_execution_error;
 
-/// What a failed write means for its rows.
+/// What a failed write means for its rows. Every variant carries the reason, in words an
+/// operator can act on (for Cassandra, [`describe_execution_error`]'s text).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Failure {
-    /// The cluster is slow, down or unreachable: try the same rows again later.
+#[non_exhaustive]
+pub enum Failure {
+    /// The output is slow or overloaded, but answered: try the same rows again later.
     Retry(String),
+    /// No node (or no output) could be reached at all: try again later; the sink counts as
+    /// disconnected until a write reaches it.
+    Unreachable(String),
     /// Cassandra will never accept this row as it is: dead-letter it.
     Reject(String),
     /// Nothing will be accepted until an operator acts (permissions, schema): stop.
     Fatal(String),
 }
 
+impl Failure {
+    /// The reason given by the output.
+    pub fn reason(&self) -> &str {
+        match self {
+            Failure::Retry(r) | Failure::Unreachable(r) | Failure::Reject(r) | Failure::Fatal(r) => r,
+        }
+    }
+}
+
+/// A row (an index into the unit) that one attempt did not write, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowFailure {
+    /// Index of the row in the unit handed to the sink.
+    pub index: usize,
+    /// What the failure means for the row.
+    pub failure: Failure,
+}
+
+/// Classifies a driver error by its kind.
 pub(crate) fn classify(e: &ExecutionError) -> Failure {
     let reason = describe_execution_error(e);
     match e {
@@ -35,7 +59,15 @@ pub(crate) fn classify(e: &ExecutionError) -> Failure {
             | BadQuery::PartitionKeyExtraction,
         ) => Failure::Reject(reason),
         ExecutionError::BadQuery(_) => Failure::Fatal(reason),
-        // Connections lost, pools empty, client timeouts, a node restarting: transient.
+        // No connection to any node: nothing reached the cluster.
+        ExecutionError::ConnectionPoolError(_) | ExecutionError::EmptyPlan => {
+            Failure::Unreachable(reason)
+        }
+        ExecutionError::LastAttemptError(
+            RequestAttemptError::BrokenConnectionError(_)
+            | RequestAttemptError::UnableToAllocStreamId,
+        ) => Failure::Unreachable(reason),
+        // Client timeouts, a node restarting, an odd answer: transient.
         _ => Failure::Retry(reason),
     }
 }
@@ -82,15 +114,16 @@ fn too_large(msg: &str) -> bool {
 
 /// Exponential backoff with "equal jitter": each wait is half the current step plus a
 /// random part of the other half, so writers that failed together do not retry in step,
-/// and no wait collapses to zero.
+/// and no wait collapses to zero. The one backoff of the code base (the drain loop's).
 #[derive(Debug, Clone)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     initial: Duration,
     max: Duration,
     attempt: u32,
 }
 
 impl Backoff {
+    /// A backoff starting at `initial_backoff` and growing to `max_backoff`.
     pub fn new(config: &RetryConfig) -> Backoff {
         Backoff {
             initial: config.initial_backoff.max(Duration::from_millis(1)),
@@ -99,6 +132,7 @@ impl Backoff {
         }
     }
 
+    /// The wait before the next attempt; each call doubles the step up to the cap.
     pub fn next_delay(&mut self) -> Duration {
         let step = self
             .initial

@@ -11,7 +11,7 @@ use scylla::statement::prepared::PreparedStatement;
 
 use super::config::WriteMode;
 use super::error::SinkError;
-use super::retry::{Failure, classify};
+use super::retry::{Failure, RowFailure, classify};
 use super::row::Row;
 use super::schema::ident;
 use super::session::describe_execution_error;
@@ -69,13 +69,6 @@ impl Statements {
             app: prepare(app, "application_logs").await?,
         })
     }
-}
-
-/// A row that was not written by this attempt, and why.
-#[derive(Debug, Clone)]
-pub(crate) struct RowFailure {
-    pub index: usize,
-    pub failure: Failure,
 }
 
 /// Sends `rows[i]` for every `i` in `pending`; returns the rows that failed.
