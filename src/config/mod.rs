@@ -22,6 +22,7 @@ pub use source::SourceConfig;
 
 use crate::pipeline::Route;
 use crate::sink::CassandraConfig;
+use crate::sink::output::SinkConfig;
 use crate::tail::{ParserSpec, SourceSpec, SourceTailSettings, TailConfig};
 
 /// The whole file, as written.
@@ -40,6 +41,8 @@ pub struct RawConfig {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub tail: TailConfig,
+    #[serde(default)]
+    pub sink: SinkConfig,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
 }

@@ -10,18 +10,18 @@
 //! the next start.
 
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::Table;
 use super::batch::{self, BatchConfig, Next, Received, UnitSource};
 use super::heartbeat::Heartbeat;
 use super::progress::Progress;
+use crate::sink::RetryConfig;
 use crate::sink::breaker::{Breaker, Permit};
 use crate::sink::deadletter::{DeadLetter, DeadLetterEntry};
 use crate::sink::retry::{Backoff, Failure, RowFailure};
-use super::Table;
-use crate::sink::RetryConfig;
 
 /// The drain loop beats at least this often, whatever it waits for.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -44,6 +44,12 @@ pub trait Sink: Send {
 
     /// The dead-letter entry for an item the sink refused for good.
     fn dead_letter(&self, item: &Self::Item, reason: &str) -> DeadLetterEntry;
+
+    /// The longest one attempt can take when the output is slow but alive (its request
+    /// timeouts): the thread counts as waiting, not stuck, for that long.
+    fn attempt_bound(&self) -> Duration {
+        Duration::from_secs(10)
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for Box<S> {
@@ -55,6 +61,10 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
 
     fn dead_letter(&self, item: &Self::Item, reason: &str) -> DeadLetterEntry {
         (**self).dead_letter(item, reason)
+    }
+
+    fn attempt_bound(&self) -> Duration {
+        (**self).attempt_bound()
     }
 }
 
@@ -269,6 +279,8 @@ impl Drain {
             }
             attempts += 1;
             let batch: &[usize] = if probe { &pending[..1] } else { &pending };
+            self.heartbeat
+                .waiting_until(Instant::now() + sink.attempt_bound());
             let failures = sink.write(unit, batch, &self.stop);
             self.heartbeat.beat();
             progress.metrics.add_failed_requests(failures.len() as u64);
@@ -385,11 +397,15 @@ impl<Src: UnitSource> UnitSource for Beating<'_, Src> {
             self.drain
                 .heartbeat
                 .waiting_until(Instant::now() + step + HEARTBEAT);
+            let asked = Instant::now();
             match self.source.recv_timeout(step) {
                 Received::Timeout => {
                     self.drain.heartbeat.beat();
                     self.drain.progress.check();
-                    if Instant::now() >= until || self.drain.stop.passed() {
+                    // A source that answers before its step is up ends the unit (the
+                    // Layer's flush request): pass that on.
+                    let early = asked.elapsed() < step;
+                    if early || Instant::now() >= until || self.drain.stop.passed() {
                         return Received::Timeout;
                     }
                 }

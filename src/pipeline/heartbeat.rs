@@ -59,10 +59,7 @@ impl Heartbeat {
             name: name.into(),
             alive_until_ms: AtomicU64::new(ms_of(Instant::now())),
         });
-        let mut beats = registry()
-            .beats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut beats = registry().beats.lock().unwrap_or_else(|p| p.into_inner());
         beats.retain(|w| w.strong_count() > 0);
         beats.push(Arc::downgrade(&beat));
         Heartbeat { beat }
@@ -125,10 +122,7 @@ pub fn waiting_until(until: Instant) {
 /// Threads whose heartbeat is older than `bound`, with how long they have been silent.
 pub fn stuck(bound: Duration) -> Vec<(String, Duration)> {
     let now = ms_of(Instant::now());
-    let beats = registry()
-        .beats
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let beats = registry().beats.lock().unwrap_or_else(|p| p.into_inner());
     beats
         .iter()
         .filter_map(Weak::upgrade)
@@ -169,11 +163,7 @@ mod tests {
         let gone = Heartbeat::register("test-gone");
         drop(gone);
         std::thread::sleep(Duration::from_millis(20));
-        assert!(
-            stuck(Duration::ZERO)
-                .iter()
-                .all(|(n, _)| n != "test-gone")
-        );
+        assert!(stuck(Duration::ZERO).iter().all(|(n, _)| n != "test-gone"));
     }
 
     #[test]

@@ -100,9 +100,7 @@ impl Progress {
     pub fn oldest_unacked_age(&self) -> Option<Duration> {
         match self.handed_ms.load(Ordering::Relaxed) {
             0 => None,
-            h => Some(Duration::from_millis(
-                self.now_ms().saturating_sub(h - 1),
-            )),
+            h => Some(Duration::from_millis(self.now_ms().saturating_sub(h - 1))),
         }
     }
 

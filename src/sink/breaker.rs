@@ -138,7 +138,10 @@ impl Breaker {
         inner.cooldown = self.base_cooldown;
         if self.state() != CircuitState::Closed {
             let open = inner.opened_at.take().map_or(0, |t| t.elapsed().as_secs());
-            tracing::debug!(open_secs = open, "circuit breaker closed after {open} s open");
+            tracing::debug!(
+                open_secs = open,
+                "circuit breaker closed after {open} s open"
+            );
             self.set(CircuitState::Closed);
         }
     }

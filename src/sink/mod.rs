@@ -7,14 +7,19 @@
 //! never duplicates a row. The table design is in docs/schema.md.
 
 pub mod breaker;
+pub mod cassandra;
 pub mod config;
 pub mod deadletter;
 pub mod error;
+pub mod file;
 pub mod metrics;
+pub mod null;
+pub mod output;
 pub mod retry;
 pub mod row;
 pub mod schema;
 pub mod session;
+pub mod stdout;
 pub mod writer;
 
 use std::future::Future;
@@ -35,7 +40,7 @@ pub use row::{AppEvent, AppRoute, Placement, file_row_id};
 use crate::pipeline::FileRecord;
 use breaker::{Breaker, Permit};
 use deadletter::DeadLetter;
-use retry::{Backoff, Failure};
+use retry::{Backoff, Failure, RowFailure};
 use row::Row;
 use writer::Statements;
 
@@ -160,6 +165,31 @@ impl Sink {
 
     pub fn circuit(&self) -> CircuitState {
         self.inner.breaker.state()
+    }
+
+    /// One attempt at writing `rows[i]` for each `i` in `pending`, without retrying: the
+    /// drain loop's step (it owns the retries, the backoff and the breaker).
+    pub(crate) async fn attempt(&self, rows: &[Row<'_>], pending: &[usize]) -> Vec<RowFailure> {
+        let inner = &*self.inner;
+        writer::write(
+            &inner.session,
+            &inner.statements,
+            inner.config.write_mode,
+            inner.config.request_concurrency,
+            rows,
+            pending,
+        )
+        .await
+    }
+
+    /// The `[cassandra] request_timeout`.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.inner.config.request_timeout
+    }
+
+    /// The `[cassandra] max_record_bytes` rows are cut to.
+    pub(crate) fn max_record_bytes(&self) -> usize {
+        self.inner.config.max_record_bytes
     }
 
     /// The driver session, for queries of one's own (tests, `logship schema apply`).
@@ -327,7 +357,7 @@ impl Sink {
     }
 }
 
-fn dead_letter_entry(row: &Row<'_>, reason: String) -> DeadLetterEntry {
+pub(crate) fn dead_letter_entry(row: &Row<'_>, reason: String) -> DeadLetterEntry {
     let refused_at = jiff::Timestamp::now().to_string();
     match row {
         Row::Infra(r) => DeadLetterEntry {

@@ -28,7 +28,10 @@ impl Failure {
     /// The reason given by the output.
     pub fn reason(&self) -> &str {
         match self {
-            Failure::Retry(r) | Failure::Unreachable(r) | Failure::Reject(r) | Failure::Fatal(r) => r,
+            Failure::Retry(r)
+            | Failure::Unreachable(r)
+            | Failure::Reject(r)
+            | Failure::Fatal(r) => r,
         }
     }
 }

@@ -164,7 +164,10 @@ fn failed_attempts_are_retried_with_growing_backoff_until_written() {
     for (gap, step) in gaps.iter().zip([40_u64, 80, 160]) {
         assert!(*gap >= Duration::from_millis(step / 2), "{gaps:?}");
     }
-    assert!(gaps[2] >= Duration::from_millis(80), "the step grows: {gaps:?}");
+    assert!(
+        gaps[2] >= Duration::from_millis(80),
+        "the step grows: {gaps:?}"
+    );
     let m = d.progress.metrics();
     assert_eq!(m.retries, 3);
     assert_eq!(m.rows_written_infrastructure, 5);
@@ -185,8 +188,10 @@ fn the_breaker_opens_probes_with_one_row_and_closes() {
     let mut acked = Vec::new();
     d.run(&queued(4), &mut sink, |u| acked.extend(u));
     let attempts = sink.attempts();
-    let shape: Vec<(usize, CircuitState)> =
-        attempts.iter().map(|a| (a.pending.len(), a.circuit)).collect();
+    let shape: Vec<(usize, CircuitState)> = attempts
+        .iter()
+        .map(|a| (a.pending.len(), a.circuit))
+        .collect();
     assert_eq!(
         shape,
         vec![
@@ -256,7 +261,11 @@ fn units_are_acknowledged_in_order_through_partial_failures() {
     let acked: Vec<u32> = units.into_iter().flatten().collect();
     assert_eq!(acked, (0..2500).collect::<Vec<_>>());
     let attempts = sink.attempts();
-    assert_eq!(attempts[2].pending, vec![3, 5], "only the failed rows again");
+    assert_eq!(
+        attempts[2].pending,
+        vec![3, 5],
+        "only the failed rows again"
+    );
     let mut written = sink.written();
     written.sort_unstable();
     assert_eq!(written, (0..2500).collect::<Vec<_>>(), "each row once");
@@ -273,7 +282,11 @@ fn a_row_refused_as_too_large_goes_to_the_dead_letter_file_and_the_unit_is_ackno
     let mut acked = Vec::new();
     let ended = d.run(&queued(4), &mut sink, |u| acked.extend(u));
     assert_eq!(ended, Ended::Drained);
-    assert_eq!(acked, vec![0, 1, 2, 3], "the refused row is acknowledged too");
+    assert_eq!(
+        acked,
+        vec![0, 1, 2, 3],
+        "the refused row is acknowledged too"
+    );
     assert_eq!(sink.written(), vec![0, 1, 3]);
     assert_eq!(sink.attempts().len(), 1, "a refused row is not retried");
     let text =
@@ -321,7 +334,10 @@ fn a_stall_is_reported_with_the_last_error_and_ends_at_the_next_acknowledgement(
     assert_eq!(early, (None, false));
     let reason = during.0.expect("stalled after 500 ms");
     assert!(reason.starts_with("writes stalled for"), "{reason}");
-    assert!(reason.ends_with("cannot reach 127.0.0.1:9 (connection refused)"), "{reason}");
+    assert!(
+        reason.ends_with("cannot reach 127.0.0.1:9 (connection refused)"),
+        "{reason}"
+    );
     assert!(!during.1, "not connected while no node answers");
     assert!(during.2.unwrap() >= Duration::from_millis(400));
     assert_eq!(after, (None, true));
