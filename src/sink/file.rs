@@ -69,7 +69,8 @@ impl FileSink {
         })
     }
 
-    /// `path` → `path.1` → `path.2`...; the oldest beyond `max_files` is deleted.
+    /// `path` → `path.1` → `path.2`...; the oldest beyond `max_files` is deleted. The
+    /// current file is synced already (every chunk is).
     fn rotate(&mut self) -> std::io::Result<()> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         if self.max_files == 0 {
@@ -89,21 +90,49 @@ impl FileSink {
         sync_dir(dir)
     }
 
-    fn append(&mut self) -> std::io::Result<()> {
-        if self.size > 0 && self.size + self.buf.len() as u64 > self.max_bytes {
-            self.rotate()?;
+    /// Appends `buf` (whole lines; `ends[k]` is the entry of line `k`), rotating before a
+    /// line that would grow the file beyond `max_bytes`, and syncing each file before it is
+    /// rotated and at the end. Lines already synced are remembered in `held` as they go,
+    /// so a unit retried after a failure part-way does not write them twice.
+    fn append(&mut self, ends: &[(String, u64)]) -> std::io::Result<()> {
+        let mut start = 0;
+        let mut line = 0;
+        while start < self.buf.len() {
+            if self.size >= self.max_bytes {
+                self.rotate()?;
+            }
+            // Whole lines that fit; at least one in an empty file.
+            let room = self.max_bytes - self.size;
+            let (mut end, first_line) = (start, line);
+            for nl in memchr::memchr_iter(b'\n', &self.buf[start..]) {
+                let next = start + nl + 1;
+                if (next - start) as u64 > room && !(end == start && self.size == 0) {
+                    break;
+                }
+                end = next;
+                line += 1;
+            }
+            if end == start {
+                self.rotate()?;
+                continue;
+            }
+            let written = self
+                .file
+                .write_all(&self.buf[start..end])
+                .and_then(|()| self.file.sync_data());
+            if let Err(e) = written {
+                // Leave no part of a chunk that will be written again.
+                let _ = self.file.set_len(self.size);
+                let _ = self.file.seek(SeekFrom::End(0));
+                return Err(e);
+            }
+            self.size += (end - start) as u64;
+            for (key, e) in &ends[first_line..line] {
+                let held = self.held.entry(key.clone()).or_insert(0);
+                *held = (*held).max(*e);
+            }
+            start = end;
         }
-        let written = self
-            .file
-            .write_all(&self.buf)
-            .and_then(|()| self.file.sync_data());
-        if let Err(e) = written {
-            // Leave no part of a unit that will be written again whole.
-            let _ = self.file.set_len(self.size);
-            let _ = self.file.seek(SeekFrom::End(0));
-            return Err(e);
-        }
-        self.size += self.buf.len() as u64;
         Ok(())
     }
 }
@@ -129,7 +158,7 @@ impl drain::Sink for FileSink {
         if self.buf.is_empty() {
             return Vec::new();
         }
-        if let Err(e) = self.append() {
+        if let Err(e) = self.append(&ends) {
             let reason = format!("cannot write {}: {e}", self.path.display());
             return pending
                 .iter()
@@ -138,10 +167,6 @@ impl drain::Sink for FileSink {
                     failure: Failure::Retry(reason.clone()),
                 })
                 .collect();
-        }
-        for (key, end) in ends {
-            let e = self.held.entry(key).or_insert(0);
-            *e = (*e).max(end);
         }
         Vec::new()
     }
