@@ -171,7 +171,7 @@ impl Sink {
     /// drain loop's step (it owns the retries, the backoff and the breaker).
     pub(crate) async fn attempt(&self, rows: &[Row<'_>], pending: &[usize]) -> Vec<RowFailure> {
         let inner = &*self.inner;
-        writer::write(
+        let mut failures = writer::write(
             &inner.session,
             &inner.statements,
             inner.config.write_mode,
@@ -179,7 +179,38 @@ impl Sink {
             rows,
             pending,
         )
-        .await
+        .await;
+        self.refused_for_a_missing_table(&mut failures);
+        failures
+    }
+
+    /// A table that vanished makes Cassandra refuse every row as invalid: that is an
+    /// operator's problem (`logship schema apply`), not a reason to dead-letter the
+    /// stream. Decided from the driver's schema metadata, not from the error's text.
+    fn refused_for_a_missing_table(&self, failures: &mut [RowFailure]) {
+        if !failures
+            .iter()
+            .any(|f| matches!(f.failure, Failure::Reject(_)))
+        {
+            return;
+        }
+        let ks = &self.inner.config.keyspace;
+        let state = self.inner.session.get_cluster_state();
+        let present = state.get_keyspace(ks).is_some_and(|k| {
+            ["infrastructure_logs", "application_logs"]
+                .iter()
+                .all(|t| k.tables.contains_key(*t))
+        });
+        if present {
+            return;
+        }
+        for f in failures.iter_mut() {
+            if let Failure::Reject(reason) = &f.failure {
+                f.failure = Failure::Fatal(format!(
+                    "keyspace {ks} or one of its tables is missing (run `logship schema apply`): {reason}"
+                ));
+            }
+        }
     }
 
     /// The `[cassandra] request_timeout`.
@@ -226,14 +257,7 @@ impl Sink {
             }
             attempts += 1;
             let batch: &[usize] = if probe { &pending[..1] } else { &pending };
-            let attempt = writer::write(
-                &inner.session,
-                &inner.statements,
-                inner.config.write_mode,
-                inner.config.request_concurrency,
-                rows,
-                batch,
-            );
+            let attempt = self.attempt(rows, batch);
             let Some(failures) = self.until_deadline(attempt).await else {
                 if probe {
                     inner

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use rand::Rng;
-use scylla::errors::{BadQuery, DbError, ExecutionError, RequestAttemptError};
+use scylla::errors::{BadQuery, DbError, ExecutionError, PrepareError, RequestAttemptError};
 
 use super::config::RetryConfig;
+use super::error::SinkError;
 use super::session::describe_execution_error;
 
 /// What a failed write means for its rows. Every variant carries the reason, in words an
@@ -45,17 +46,13 @@ pub struct RowFailure {
     pub failure: Failure,
 }
 
-/// Classifies a driver error by its kind.
+/// Classifies a driver error by its kind, never by its message text. Every kind the
+/// driver has today is named, so a new one (the enums are `#[non_exhaustive]`) is a
+/// deliberate choice: unknown kinds are retried, which holds the unit rather than losing it.
 pub(crate) fn classify(e: &ExecutionError) -> Failure {
     let reason = describe_execution_error(e);
     match e {
-        ExecutionError::LastAttemptError(RequestAttemptError::DbError(db, msg)) => {
-            classify_db(db, msg, reason)
-        }
-        ExecutionError::LastAttemptError(
-            RequestAttemptError::SerializationError(_)
-            | RequestAttemptError::CqlRequestSerialization(_),
-        ) => Failure::Reject(reason),
+        ExecutionError::LastAttemptError(attempt) => classify_attempt(attempt, reason),
         ExecutionError::BadQuery(
             BadQuery::SerializationError(_)
             | BadQuery::ValuesTooLongForKey(..)
@@ -66,16 +63,33 @@ pub(crate) fn classify(e: &ExecutionError) -> Failure {
         ExecutionError::ConnectionPoolError(_) | ExecutionError::EmptyPlan => {
             Failure::Unreachable(reason)
         }
-        ExecutionError::LastAttemptError(
-            RequestAttemptError::BrokenConnectionError(_)
-            | RequestAttemptError::UnableToAllocStreamId,
-        ) => Failure::Unreachable(reason),
-        // Client timeouts, a node restarting, an odd answer: transient.
+        // The client's own limit passed: the cluster is slow, not gone.
+        ExecutionError::RequestTimeout(_)
+        | ExecutionError::PrepareError(_)
+        | ExecutionError::UseKeyspaceError(_)
+        | ExecutionError::SchemaAgreementError(_)
+        | ExecutionError::MetadataError(_) => Failure::Retry(reason),
         _ => Failure::Retry(reason),
     }
 }
 
-fn classify_db(db: &DbError, msg: &str, reason: String) -> Failure {
+fn classify_attempt(e: &RequestAttemptError, reason: String) -> Failure {
+    match e {
+        RequestAttemptError::DbError(db, _) => classify_db(db, reason),
+        RequestAttemptError::SerializationError(_)
+        | RequestAttemptError::CqlRequestSerialization(_) => Failure::Reject(reason),
+        RequestAttemptError::BrokenConnectionError(_)
+        | RequestAttemptError::UnableToAllocStreamId => Failure::Unreachable(reason),
+        RequestAttemptError::BodyExtensionsParseError(_)
+        | RequestAttemptError::CqlResultParseError(_)
+        | RequestAttemptError::CqlErrorParseError(_)
+        | RequestAttemptError::UnexpectedResponse(_)
+        | RequestAttemptError::RepreparedIdChanged { .. } => Failure::Retry(reason),
+        _ => Failure::Retry(reason),
+    }
+}
+
+fn classify_db(db: &DbError, reason: String) -> Failure {
     match db {
         DbError::WriteTimeout { .. }
         | DbError::ReadTimeout { .. }
@@ -84,15 +98,15 @@ fn classify_db(db: &DbError, msg: &str, reason: String) -> Failure {
         | DbError::IsBootstrapping
         | DbError::TruncateError
         | DbError::RateLimitReached { .. }
-        | DbError::Unprepared { .. } => Failure::Retry(reason),
-        // A table or keyspace that vanished makes every row "invalid": that is an
-        // operator's problem, not a reason to dead-letter the whole stream.
-        DbError::Invalid if schema_missing(msg) => Failure::Fatal(reason),
+        | DbError::Unprepared { .. }
+        | DbError::ReadFailure { .. }
+        | DbError::WriteFailure { .. }
+        | DbError::ServerError
+        | DbError::ProtocolError
+        | DbError::Other(_) => Failure::Retry(reason),
+        // This row's values are refused. A table that vanished makes every row "invalid":
+        // the Cassandra sink checks the schema before dead-lettering (`Sink::attempt`).
         DbError::Invalid => Failure::Reject(reason),
-        DbError::WriteFailure { .. } | DbError::ServerError if too_large(msg) => {
-            Failure::Reject(reason)
-        }
-        DbError::WriteFailure { .. } | DbError::ServerError => Failure::Retry(reason),
         DbError::SyntaxError
         | DbError::Unauthorized
         | DbError::AuthenticationError
@@ -103,16 +117,40 @@ fn classify_db(db: &DbError, msg: &str, reason: String) -> Failure {
     }
 }
 
-fn schema_missing(msg: &str) -> bool {
-    let m = msg.to_ascii_lowercase();
-    m.contains("unconfigured table")
-        || m.contains("does not exist")
-        || m.contains("undefined column")
-}
-
-fn too_large(msg: &str) -> bool {
-    let m = msg.to_ascii_lowercase();
-    m.contains("too large") || m.contains("exceeds") || m.contains("too long")
+/// What a failed `prepare` of logship's own INSERT means. The statement is valid CQL, so
+/// an `Invalid` answer says the keyspace, table or a column is not what logship writes.
+pub(crate) fn classify_prepare(e: &PrepareError, keyspace: &str, table: &str) -> SinkError {
+    let reason = e.to_string();
+    let what = || format!("the insert into {keyspace}.{table}");
+    let attempt = match e {
+        PrepareError::AllAttemptsFailed { first_attempt } => first_attempt,
+        PrepareError::ConnectionPoolError(_) => {
+            return SinkError::Unreachable {
+                contact_points: "the cluster".to_owned(),
+                reason,
+            };
+        }
+        _ => {
+            return SinkError::Refused {
+                what: what(),
+                reason,
+            };
+        }
+    };
+    match classify_attempt(attempt, reason.clone()) {
+        Failure::Unreachable(_) => SinkError::Unreachable {
+            contact_points: "the cluster".to_owned(),
+            reason,
+        },
+        Failure::Reject(_) => SinkError::Schema {
+            what: format!("table {keyspace}.{table} is missing or outdated"),
+            reason,
+        },
+        _ => SinkError::Refused {
+            what: what(),
+            reason,
+        },
+    }
 }
 
 /// Exponential backoff with "equal jitter": each wait is half the current step plus a
@@ -183,21 +221,51 @@ mod tests {
             db(DbError::Invalid, "Map key is too long"),
             Failure::Reject(_)
         ));
+        // The message text never decides: the same words under another kind retry.
         assert!(matches!(
-            db(DbError::Invalid, "unconfigured table infrastructure_logs"),
-            Failure::Fatal(_)
+            db(DbError::ServerError, "Mutation of 20MiB is too large"),
+            Failure::Retry(_)
         ));
         assert!(matches!(
             db(DbError::Unauthorized, "no MODIFY"),
             Failure::Fatal(_)
         ));
         assert!(matches!(
-            db(DbError::ServerError, "Mutation of 20MiB is too large"),
-            Failure::Reject(_)
+            db(
+                DbError::Unavailable {
+                    consistency: scylla::statement::Consistency::LocalQuorum,
+                    required: 2,
+                    alive: 1
+                },
+                "cannot achieve consistency"
+            ),
+            Failure::Retry(_)
         ));
         assert!(matches!(
             classify(&ExecutionError::RequestTimeout(Duration::from_secs(1))),
             Failure::Retry(_)
+        ));
+        assert!(matches!(
+            classify(&ExecutionError::EmptyPlan),
+            Failure::Unreachable(_)
+        ));
+    }
+
+    #[test]
+    fn a_prepare_refused_as_invalid_is_a_schema_error_by_kind() {
+        let e = PrepareError::AllAttemptsFailed {
+            first_attempt: RequestAttemptError::DbError(DbError::Invalid, "whatever".into()),
+        };
+        assert!(matches!(
+            classify_prepare(&e, "ks", "infrastructure_logs"),
+            SinkError::Schema { .. }
+        ));
+        let e = PrepareError::AllAttemptsFailed {
+            first_attempt: RequestAttemptError::DbError(DbError::Unauthorized, "no".into()),
+        };
+        assert!(matches!(
+            classify_prepare(&e, "ks", "infrastructure_logs"),
+            SinkError::Refused { .. }
         ));
     }
 }
