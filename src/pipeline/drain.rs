@@ -184,6 +184,15 @@ pub enum Ended {
     },
 }
 
+/// What delivering one unit took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Attempts made (1 when nothing failed).
+    pub attempts: u32,
+    /// Records refused for good and dead-lettered.
+    pub dead_lettered: usize,
+}
+
 /// One drain loop's settings and shared state.
 #[derive(Debug, Clone)]
 pub struct Drain {
@@ -231,7 +240,7 @@ impl Drain {
                 }
                 Next::Unit(unit) => {
                     self.progress.handed();
-                    if !self.deliver(sink, &unit) {
+                    if self.deliver(sink, &unit).is_none() {
                         self.progress.abandoned();
                         return Ended::Stopped {
                             unacked: unit.len(),
@@ -247,9 +256,10 @@ impl Drain {
         }
     }
 
-    /// Writes the whole unit, retrying and dead-lettering; false if the stop deadline
+    /// Writes the whole unit, retrying and dead-lettering: one turn of the loop without
+    /// the gathering (for callers holding a unit already). `None` if the stop deadline
     /// passed first.
-    fn deliver<S: Sink + ?Sized>(&self, sink: &mut S, unit: &[S::Item]) -> bool {
+    pub fn deliver<S: Sink + ?Sized>(&self, sink: &mut S, unit: &[S::Item]) -> Option<Delivered> {
         let started = Instant::now();
         let progress = &*self.progress;
         let breaker = &progress.breaker;
@@ -262,13 +272,13 @@ impl Drain {
             self.heartbeat.beat();
             progress.check();
             if self.stop.passed() {
-                return false;
+                return None;
             }
             let probe = match breaker.permit() {
                 Permit::Probe => true,
                 Permit::Wait(d) => {
                     if !self.stop.sleep(d.min(HEARTBEAT), &self.heartbeat) {
-                        return false;
+                        return None;
                     }
                     continue;
                 }
@@ -350,7 +360,7 @@ impl Drain {
             };
             tracing::debug!(pending = pending.len(), ?delay, error = %reason, "write attempt failed; retrying");
             if !self.stop.sleep(delay, &self.heartbeat) {
-                return false;
+                return None;
             }
         }
         if !dead.is_empty() {
@@ -365,13 +375,16 @@ impl Drain {
                 tracing::error!(error = %reason, "cannot write refused records to the dead-letter file; retrying");
                 progress.set_error(Some(reason));
                 if !self.stop.sleep(backoff.next_delay(), &self.heartbeat) {
-                    return false;
+                    return None;
                 }
             }
             progress.metrics.add_dead_lettered(dead.len() as u64);
         }
         progress.metrics.add_unit(started.elapsed());
-        true
+        Some(Delivered {
+            attempts,
+            dead_lettered: dead.len(),
+        })
     }
 }
 

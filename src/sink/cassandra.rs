@@ -12,6 +12,7 @@ use super::deadletter::DeadLetterEntry;
 use super::error::SinkError;
 use super::retry::{Failure, RowFailure};
 use super::row::Row;
+use super::row::{AppEvent, AppRoute};
 use crate::pipeline::FileRecord;
 use crate::pipeline::drain::{self, Stop};
 use crate::pipeline::progress::Progress;
@@ -61,6 +62,49 @@ impl drain::Sink for CassandraFiles {
     fn dead_letter(&self, item: &FileRecord, reason: &str) -> DeadLetterEntry {
         super::dead_letter_entry(
             &Row::file(item, self.sink.max_record_bytes()),
+            reason.to_owned(),
+        )
+    }
+
+    fn attempt_bound(&self) -> Duration {
+        self.sink.request_timeout() * 2
+    }
+}
+
+/// Application events into `application_logs` (the async write helper's; the Layer has
+/// its own, connecting lazily).
+#[derive(Debug)]
+pub struct CassandraApps {
+    sink: Sink,
+    runtime: tokio::runtime::Handle,
+    route: AppRoute,
+}
+
+impl CassandraApps {
+    /// Writes through `sink` with `route`'s TTL and bucket, on `runtime`.
+    pub fn new(sink: Sink, runtime: tokio::runtime::Handle, route: AppRoute) -> CassandraApps {
+        CassandraApps {
+            sink,
+            runtime,
+            route,
+        }
+    }
+}
+
+impl drain::Sink for CassandraApps {
+    type Item = AppEvent;
+
+    fn write(&mut self, unit: &[AppEvent], pending: &[usize], stop: &Stop) -> Vec<RowFailure> {
+        let max = self.sink.max_record_bytes();
+        let rows: Vec<Row<'_>> = unit.iter().map(|e| Row::app(e, &self.route, max)).collect();
+        self.runtime
+            .block_on(until_stopped(stop, self.sink.attempt(&rows, pending)))
+            .unwrap_or_else(|| stopped(pending))
+    }
+
+    fn dead_letter(&self, item: &AppEvent, reason: &str) -> DeadLetterEntry {
+        super::dead_letter_entry(
+            &Row::app(item, &self.route, self.sink.max_record_bytes()),
             reason.to_owned(),
         )
     }
