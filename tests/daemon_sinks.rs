@@ -290,8 +290,7 @@ fn run_stdout_sink(ws: &Workspace, format: &str, n: u64) -> Vec<String> {
     };
     assert_eq!(status.code(), Some(0));
     reader.join().unwrap();
-    let out = lines.lock().unwrap().clone();
-    out
+    lines.lock().unwrap().clone()
 }
 
 #[test]

@@ -69,42 +69,6 @@ impl DeadLetter {
             source,
         })
     }
-
-    /// Appends and syncs the entries before the unit is acknowledged.
-    pub async fn write(&self, entries: Vec<DeadLetterEntry>) -> Result<(), SinkError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let Some(path) = self.path.clone() else {
-            for e in &entries {
-                let record = e.record.to_string();
-                tracing::error!(
-                    table = e.table,
-                    id = %e.id,
-                    reason = %e.reason,
-                    "Cassandra refused a record and no data directory is set for the dead-letter file: {record}"
-                );
-            }
-            return Ok(());
-        };
-        for e in &entries {
-            tracing::warn!(table = e.table, id = %e.id, reason = %e.reason, path = %path.display(),
-                "Cassandra refused a record; written to the dead-letter file");
-        }
-        let lock = Arc::clone(&self.lock);
-        let result = tokio::task::spawn_blocking(move || {
-            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-            append(&path, &entries).map_err(|source| SinkError::DeadLetter { path, source })
-        })
-        .await;
-        match result {
-            Ok(r) => r,
-            Err(join) => Err(SinkError::DeadLetter {
-                path: self.path.clone().unwrap_or_default(),
-                source: std::io::Error::other(join.to_string()),
-            }),
-        }
-    }
 }
 
 fn append(path: &std::path::Path, entries: &[DeadLetterEntry]) -> std::io::Result<()> {
