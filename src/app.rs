@@ -1,13 +1,15 @@
 //! `logship run`: wiring and the shutdown order.
 //!
-//! sources (one thread each) → bounded queue → sink thread (flush units, Cassandra) →
-//! acknowledgements → checkpoints. The main thread owns the tailer and answers signals;
-//! the tokio runtime carries the driver, the HTTP endpoint and nothing that blocks.
+//! sources (one thread each) → bounded queue → drain loop on the sink thread
+//! ([`logship::pipeline::drain`]) → the configured sink → acknowledgements → checkpoints.
+//! The main thread owns the tailer, answers signals and feeds the systemd watchdog while
+//! every long-running thread beats its heartbeat; the tokio runtime carries the Cassandra
+//! driver, the HTTP endpoint and nothing that blocks.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,11 +17,21 @@ use anyhow::Context as _;
 use crossbeam_channel::RecvTimeoutError;
 use logship::config::Config;
 use logship::pipeline::FileRecord;
-use logship::pipeline::batch::{self, Next, Received, UnitSource};
-use logship::pipeline::queue::{self, QueueReceiver};
+use logship::pipeline::Table;
+use logship::pipeline::drain::{self, Drain, Ended, Policy, Stop};
+use logship::pipeline::heartbeat::{self, Heartbeat};
+use logship::pipeline::progress::Progress;
+use logship::pipeline::queue::{self, QueueReceiver, QueueStats};
 use logship::signals::{self, Signal};
+use logship::sink::cassandra::{CassandraFiles, until_stopped};
+use logship::sink::deadletter::{DeadLetter, DeadLetterEntry};
+use logship::sink::file::FileSink;
+use logship::sink::null::NullSink;
+use logship::sink::output::SinkKind;
+use logship::sink::retry::{Backoff, RowFailure};
+use logship::sink::stdout::StdoutSink;
 use logship::sink::{CircuitState, Sink, SinkError, SinkOptions};
-use logship::tail::{Checkpointer, TailMonitor, Tailer, TailerHandle};
+use logship::tail::{AckHandle, Checkpointer, TailMonitor, Tailer, TailerHandle};
 use logship::telemetry::{http, logging, metrics, sdnotify};
 use tracing::{error, info, warn};
 
@@ -34,13 +46,17 @@ pub mod exit {
     pub const CONFIG: u8 = 3;
 }
 
-/// How long start-up waits for Cassandra before telling systemd it is ready anyway (and
+/// How long start-up waits for the sink before telling systemd it is ready anyway (and
 /// `/health` says why it is not); well below the default `TimeoutStartSec` of 90 s.
 const READY_WAIT: Duration = Duration::from_secs(30);
 /// How often the main thread refreshes `STATUS=`.
 const STATUS_INTERVAL: Duration = Duration::from_secs(5);
-/// The sink thread beats at least this often, even while Cassandra is down.
-const HEARTBEAT: Duration = Duration::from_secs(1);
+/// A thread silent this long (not waiting, not beating) is stuck: the watchdog ping stops
+/// and systemd restarts the agent after `WatchdogSec` (30 s in the unit).
+const STUCK_AFTER: Duration = Duration::from_secs(20);
+/// The agent's own journald lines come back through rsyslog into syslog files: they are
+/// acknowledged without shipping, or shipping would log about itself.
+const OWN_APP: &str = "logship";
 
 pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = match Config::load(config_path) {
@@ -50,16 +66,20 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(exit::CONFIG));
         }
     };
-    let target = logging::init(&config.raw.agent.log_level);
+    let target = logging::init(&config.agent.log_level);
     info!(
         version = env!("CARGO_PKG_VERSION"),
         config = %config_path.display(),
         sources = config.sources.len(),
+        sink = config.sink.kind.name(),
         logs = ?target,
         "logship starting"
     );
+    for warning in &config.warnings {
+        warn!(error_kind = "config", "{warning}");
+    }
     let signals = signals::listen().context("cannot install signal handlers")?;
-    let data_dir = config.raw.agent.data_dir.clone();
+    let data_dir = config.agent.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
 
@@ -72,7 +92,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
 
     let (checkpointer, loaded) =
         Checkpointer::open(&data_dir).context("cannot open the checkpoint file")?;
-    let (tx, rx) = queue::bounded::<FileRecord>(config.raw.buffer.capacity);
+    let (tx, rx) = queue::bounded::<FileRecord>(config.buffer.capacity);
     // A receiver, not a sender: a sender kept here would keep the queue open forever and
     // the drain at shutdown would never see its end.
     let queue_stats = {
@@ -80,7 +100,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         Arc::new(move || rx.stats())
     };
     let mut tailer = Tailer::start(
-        config.raw.tail.clone(),
+        config.tail.clone(),
         config.sources.clone(),
         checkpointer,
         loaded,
@@ -88,15 +108,24 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     )
     .context("cannot start the sources")?;
 
-    let shared = Arc::new(Shared::new());
-    let sink_slot: Arc<OnceLock<Sink>> = Arc::new(OnceLock::new());
+    let policy = Policy {
+        retry: config.cassandra.retry.clone(),
+        stall_after: config.agent.stall_after,
+    };
+    let progress = Arc::new(Progress::new(
+        config.sink.kind.name(),
+        policy.stall_after,
+        policy.breaker(),
+    ));
+    let shared = Arc::new(Shared::default());
+    let stop = Stop::new();
     let probes = metrics::Probes {
         tail: tailer.monitor(),
         queue: queue_stats,
-        sink: Arc::clone(&sink_slot),
+        sink: Arc::clone(&progress),
         own_records_skipped: Arc::clone(&shared.own_skipped),
     };
-    let _http = if config.raw.metrics.enabled {
+    let _http = if config.metrics.enabled {
         Some(start_http(
             &runtime,
             &config,
@@ -112,7 +141,15 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         config: config.clone(),
         rx,
         acks: tailer.acks(),
-        slot: Arc::clone(&sink_slot),
+        drain: Drain {
+            batch: config.batch,
+            policy,
+            stop: stop.clone(),
+            heartbeat: Heartbeat::register("sink"),
+            progress: Arc::clone(&progress),
+            dead_letter: DeadLetter::new(Some(data_dir.clone())),
+            table: Table::InfrastructureLogs,
+        },
         shared: Arc::clone(&shared),
     }
     .spawn()?;
@@ -120,53 +157,62 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     // READY=1 once the sink is up (or has been tried for READY_WAIT: a cluster that is
     // down at boot must not fail the unit's start; /health tells why nothing ships).
     let ready_by = Instant::now() + READY_WAIT;
-    while sink_slot.get().is_none() && Instant::now() < ready_by && !shared.fatal() {
+    while !shared.ready() && Instant::now() < ready_by && !shared.fatal() {
         match signals.recv_timeout(Duration::from_millis(100)) {
             Ok(Signal::Shutdown) => {
-                return Ok(shutdown(tailer, sink_thread, &sink_slot, &shared, &config));
+                return Ok(shutdown(tailer, sink_thread, &stop, &shared, &config));
             }
             Ok(Signal::Reload) | Err(_) => {}
         }
     }
     if shared.fatal() {
-        tailer.stop_reading();
-        let _ = sink_thread.join();
-        let _ = tailer.finish();
-        return Ok(ExitCode::from(exit::FAILURE));
+        return Ok(fail(tailer, sink_thread));
     }
     let mut status = StatusLine::new(probes.tail.clone());
-    sdnotify::ready(&status.render(&sink_slot, &config));
+    sdnotify::ready(&status.render(&shared, &progress, &config));
     info!("logship ready");
 
     let watchdog = sdnotify::watchdog_interval();
     let tick = watchdog.map_or(STATUS_INTERVAL, |w| w.min(STATUS_INTERVAL));
     let mut last_status = Instant::now();
     let mut config = config;
+    let mut reported_stuck = false;
     loop {
         match signals.recv_timeout(tick) {
             Ok(Signal::Shutdown) => break,
             Ok(Signal::Reload) => {
                 reload(config_path, &mut config, &mut tailer);
-                sdnotify::ready(&status.render(&sink_slot, &config));
+                sdnotify::ready(&status.render(&shared, &progress, &config));
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if shared.fatal() {
-            tailer.stop_reading();
-            let _ = sink_thread.join();
-            let _ = tailer.finish();
-            return Ok(ExitCode::from(exit::FAILURE));
+            return Ok(fail(tailer, sink_thread));
         }
-        if watchdog.is_some() && shared.heartbeat_age() < HEARTBEAT * 10 {
+        // The ping proves every long-running thread alive, not just this one.
+        let stuck = heartbeat::stuck(STUCK_AFTER);
+        if stuck.is_empty() {
             sdnotify::watchdog();
+            reported_stuck = false;
+        } else if !reported_stuck {
+            reported_stuck = true;
+            error!(threads = ?stuck, "threads are stuck; the systemd watchdog ping stops");
         }
         if last_status.elapsed() >= STATUS_INTERVAL {
-            sdnotify::status(&status.render(&sink_slot, &config));
+            sdnotify::status(&status.render(&shared, &progress, &config));
             last_status = Instant::now();
         }
     }
-    Ok(shutdown(tailer, sink_thread, &sink_slot, &shared, &config))
+    Ok(shutdown(tailer, sink_thread, &stop, &shared, &config))
+}
+
+/// The sink cannot be used (login, TLS, schema, an unwritable output): stop and exit 1.
+fn fail(mut tailer: TailerHandle, sink_thread: JoinHandle<()>) -> ExitCode {
+    tailer.stop_reading();
+    let _ = sink_thread.join();
+    let _ = tailer.finish();
+    ExitCode::from(exit::FAILURE)
 }
 
 /// SIGHUP: validate the new config first; keep the running one when it is bad.
@@ -179,13 +225,16 @@ fn reload(path: &Path, current: &mut Config, tailer: &mut TailerHandle) {
             return;
         }
     };
+    for warning in &new.warnings {
+        warn!(error_kind = "config", "{warning}");
+    }
     let restart_only: Vec<&str> = [
-        ("agent", current.raw.agent != new.raw.agent),
-        ("cassandra", current.raw.cassandra != new.raw.cassandra),
-        ("buffer", current.raw.buffer != new.raw.buffer),
-        ("batch", current.raw.batch != new.raw.batch),
-        ("metrics", current.raw.metrics != new.raw.metrics),
-        ("tail", current.raw.tail != new.raw.tail),
+        ("agent", current.agent != new.agent),
+        ("cassandra", current.cassandra != new.cassandra),
+        ("buffer", current.buffer != new.buffer),
+        ("batch", current.batch != new.batch),
+        ("metrics", current.metrics != new.metrics),
+        ("tail", current.tail != new.tail),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))
@@ -202,8 +251,7 @@ fn reload(path: &Path, current: &mut Config, tailer: &mut TailerHandle) {
                 unchanged = summary.unchanged.len(),
                 "config reloaded"
             );
-            current.sources = new.sources;
-            current.raw.sources = new.raw.sources;
+            current.adopt_sources(new);
         }
         Err(e) => {
             error!(error = %format!("{e:#}"), error_kind = "config", "reload refused; the running sources stay");
@@ -211,23 +259,19 @@ fn reload(path: &Path, current: &mut Config, tailer: &mut TailerHandle) {
     }
 }
 
-/// Stop reading, drain the queue to Cassandra within the deadline, write the final
-/// checkpoints from what Cassandra acknowledged.
+/// Stop reading, drain the queue to the sink within the deadline, write the final
+/// checkpoints from what the sink acknowledged.
 fn shutdown(
     mut tailer: TailerHandle,
     sink_thread: JoinHandle<()>,
-    sink: &OnceLock<Sink>,
+    stop: &Stop,
     shared: &Shared,
     config: &Config,
 ) -> ExitCode {
     sdnotify::stopping();
-    let timeout = config.raw.agent.shutdown_timeout;
-    info!(timeout = ?timeout, "stopping: draining the buffer to Cassandra");
-    let deadline = Instant::now() + timeout;
-    shared.set_deadline(deadline);
-    if let Some(sink) = sink.get() {
-        sink.stop_at(deadline);
-    }
+    let timeout = config.agent.shutdown_timeout;
+    info!(timeout = ?timeout, sink = config.sink.kind.name(), "stopping: draining the buffer to the sink");
+    stop.at(Instant::now() + timeout);
     tailer.stop_reading();
     if sink_thread.join().is_err() {
         error!("the sink thread panicked");
@@ -248,81 +292,47 @@ fn shutdown(
     ExitCode::from(exit::OK)
 }
 
-/// State the main thread, the sink thread and `/health` share.
+/// State the main thread, the sink thread and `/health` share besides [`Progress`].
+#[derive(Debug, Default)]
 struct Shared {
-    started: Instant,
-    heartbeat_ms: AtomicU64,
+    /// The sink is open (connected, for Cassandra).
+    ready: AtomicBool,
     fatal: AtomicBool,
     /// Records left unacknowledged by a shutdown that ran out of time.
     unacked: AtomicU64,
     own_skipped: Arc<AtomicU64>,
-    deadline: Mutex<Option<Instant>>,
-    /// Why the sink cannot write right now, for `/health`.
+    /// Why the sink could not be opened, for `/health` before it is.
     problem: Mutex<Option<String>>,
-    last_written_ms: AtomicU64,
 }
 
 impl Shared {
-    fn new() -> Self {
-        Shared {
-            started: Instant::now(),
-            heartbeat_ms: AtomicU64::new(0),
-            fatal: AtomicBool::new(false),
-            unacked: AtomicU64::new(0),
-            own_skipped: Arc::new(AtomicU64::new(0)),
-            deadline: Mutex::new(None),
-            problem: Mutex::new(None),
-            last_written_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
-    }
-
-    fn beat(&self) {
-        self.heartbeat_ms.store(self.now_ms(), Ordering::Relaxed);
-    }
-
-    fn heartbeat_age(&self) -> Duration {
-        Duration::from_millis(
-            self.now_ms()
-                .saturating_sub(self.heartbeat_ms.load(Ordering::Relaxed)),
-        )
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
     }
 
     fn fatal(&self) -> bool {
         self.fatal.load(Ordering::Relaxed)
     }
 
-    fn set_deadline(&self, d: Instant) {
-        *lock(&self.deadline) = Some(d);
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        *lock(&self.deadline)
-    }
-
     fn set_problem(&self, p: Option<String>) {
-        *lock(&self.problem) = p;
+        *self.problem.lock().unwrap_or_else(|p| p.into_inner()) = p;
     }
 
     fn problem(&self) -> Option<String> {
-        lock(&self.problem).clone()
+        self.problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The thread that turns the queue into Cassandra rows.
+/// The sink thread: opens the configured sink, then runs the drain loop on the queue.
 struct SinkThread {
     runtime: tokio::runtime::Handle,
     config: Config,
     rx: QueueReceiver<FileRecord>,
-    acks: logship::tail::AckHandle,
-    slot: Arc<OnceLock<Sink>>,
+    acks: AckHandle,
+    drain: Drain,
     shared: Arc<Shared>,
 }
 
@@ -335,179 +345,141 @@ impl SinkThread {
     }
 
     fn run(self) {
-        let Some(sink) = self.connect() else {
+        let Some(sink) = self.open() else {
             return;
         };
-        let batch = self.config.raw.batch;
-        let own_app = "logship";
-        loop {
-            self.shared.beat();
-            let unit = match batch::next_unit(
-                &QueueSource {
-                    rx: &self.rx,
-                    shared: &self.shared,
-                },
-                &batch,
-                HEARTBEAT,
-            ) {
-                Next::Unit(unit) => unit,
-                Next::Idle => continue,
-                Next::Closed => return,
-            };
-            // The agent's own journald lines come back through rsyslog into syslog files:
-            // acknowledge them without shipping, or shipping would log about itself.
-            let (own, ship): (Vec<_>, Vec<_>) = unit
-                .into_iter()
-                .partition(|r| r.record.fields.get("appname").is_some_and(|a| a == own_app));
-            if !own.is_empty() {
-                self.shared
-                    .own_skipped
-                    .fetch_add(own.len() as u64, Ordering::Relaxed);
-            }
-            match self.write(&sink, &ship) {
-                Ok(()) => {
-                    self.acks.ack_records(ship.iter().chain(own.iter()));
-                    self.shared
-                        .last_written_ms
-                        .store(self.shared.now_ms(), Ordering::Relaxed);
-                    self.shared.set_problem(None);
-                }
-                Err(SinkError::Stopped { .. }) => {
-                    self.count_unacked(ship.len() + own.len());
-                    return;
-                }
-                Err(e) => {
-                    // Refused for a reason an operator must fix (permissions, schema): keep
-                    // the unit and try again, so nothing is lost; the files are the buffer.
-                    let reason = format!("{e:#}");
-                    if self.shared.problem().as_deref() != Some(reason.as_str()) {
-                        error!(error = %reason, error_kind = "cassandra", "cannot write to Cassandra; retrying");
-                    }
-                    self.shared.set_problem(Some(reason));
-                    if !self.retry_unit(&sink, ship, own) {
-                        return;
-                    }
-                }
-            }
+        self.drain.progress.set_connected(true);
+        self.shared.set_problem(None);
+        self.shared.ready.store(true, Ordering::Relaxed);
+        let mut sink = SkipOwn(sink);
+        let own_skipped = &self.shared.own_skipped;
+        let ended = self.drain.run(&self.rx, &mut sink, |unit| {
+            let own = unit.iter().filter(|r| is_own(r)).count();
+            own_skipped.fetch_add(own as u64, Ordering::Relaxed);
+            self.acks.ack_records(unit.iter());
+        });
+        if let Ended::Stopped { unacked } = ended {
+            self.count_unacked(unacked);
         }
     }
 
-    /// Retries a refused unit every few seconds until written or shutdown's deadline.
-    fn retry_unit(&self, sink: &Sink, ship: Vec<FileRecord>, own: Vec<FileRecord>) -> bool {
-        loop {
-            if self.sleep_or_deadline(Duration::from_secs(5)) {
-                self.count_unacked(ship.len() + own.len());
-                return false;
-            }
-            match self.write(sink, &ship) {
-                Ok(()) => {
-                    self.acks.ack_records(ship.iter().chain(own.iter()));
-                    self.shared.set_problem(None);
-                    info!("writing to Cassandra again");
-                    return true;
-                }
-                Err(SinkError::Stopped { .. }) => {
-                    self.count_unacked(ship.len() + own.len());
-                    return false;
-                }
-                Err(e) => self.shared.set_problem(Some(format!("{e:#}"))),
-            }
-        }
-    }
-
-    fn count_unacked(&self, n: usize) {
-        let left = n + self.rx.stats().depth;
+    fn count_unacked(&self, in_hand: usize) {
+        let left = in_hand + self.rx.stats().depth;
         self.shared
             .unacked
             .fetch_add(left as u64, Ordering::Relaxed);
     }
 
-    /// Sleeps in heartbeat steps; true when shutdown's deadline passed.
-    fn sleep_or_deadline(&self, d: Duration) -> bool {
-        let until = Instant::now() + d;
-        while Instant::now() < until {
-            self.shared.beat();
-            if self
-                .shared
-                .deadline()
-                .is_some_and(|dl| Instant::now() >= dl)
-            {
-                return true;
-            }
-            std::thread::sleep(HEARTBEAT.min(until.saturating_duration_since(Instant::now())));
+    /// Opens the configured sink; `None` when it cannot be used (fatal) or shutdown came
+    /// first.
+    fn open(&self) -> Option<Box<dyn drain::Sink<Item = FileRecord>>> {
+        let sink = &self.config.sink;
+        match sink.kind {
+            SinkKind::File => match FileSink::open(sink) {
+                Ok(s) => Some(Box::new(s)),
+                Err(e) => {
+                    self.fatal(&e);
+                    None
+                }
+            },
+            SinkKind::Stdout => Some(Box::new(StdoutSink::new(sink.format))),
+            SinkKind::Null => Some(Box::new(NullSink::default())),
+            _ => self.connect().map(|s| {
+                Box::new(CassandraFiles::new(
+                    s,
+                    self.runtime.clone(),
+                    Arc::clone(&self.drain.progress),
+                )) as Box<_>
+            }),
         }
-        false
     }
 
-    fn write(&self, sink: &Sink, unit: &[FileRecord]) -> Result<(), SinkError> {
-        if unit.is_empty() {
-            return Ok(());
-        }
-        let shared = &self.shared;
-        self.runtime.block_on(async {
-            let write = sink.write_file_unit(unit);
-            let mut write = std::pin::pin!(write);
-            let mut beat = tokio::time::interval(HEARTBEAT);
-            loop {
-                tokio::select! {
-                    r = &mut write => return r.map(|_| ()),
-                    _ = beat.tick() => shared.beat(),
-                }
-            }
-        })
+    fn fatal(&self, e: &SinkError) {
+        let reason = format!("{e:#}");
+        error!(error = %reason, error_kind = "sink", "cannot use the sink; stopping");
+        eprintln!("logship: {reason}");
+        self.shared.set_problem(Some(reason));
+        self.shared.fatal.store(true, Ordering::Relaxed);
     }
 
     /// Connects, retrying while the cluster is unreachable; gives up at once on what
     /// retrying cannot fix (login, TLS, schema), which ends the agent with a clear error.
     fn connect(&self) -> Option<Sink> {
         let options = SinkOptions {
-            dead_letter_dir: Some(self.config.raw.agent.data_dir.clone()),
+            dead_letter_dir: Some(self.config.agent.data_dir.clone()),
         };
-        let mut delay = Duration::from_millis(500);
+        let cassandra = &self.config.cassandra;
+        let (stop, heartbeat) = (&self.drain.stop, &self.drain.heartbeat);
+        let mut backoff = Backoff::new(&cassandra.retry);
         let mut logged = false;
         loop {
-            self.shared.beat();
-            let attempt = self
-                .runtime
-                .block_on(Sink::connect(&self.config.raw.cassandra, options.clone()));
+            heartbeat.waiting_until(Instant::now() + cassandra.connect_timeout * 2);
+            let attempt = self.runtime.block_on(until_stopped(
+                stop,
+                Sink::connect(cassandra, options.clone()),
+            ));
             match attempt {
-                Ok(sink) => {
-                    info!(contact_points = %self.config.raw.cassandra.endpoints_display(), "connected to Cassandra");
-                    self.shared.set_problem(None);
-                    sink.set_request_fields(
-                        (self.config.raw.sources.iter())
-                            .map(|s| (s.name.clone(), s.request_fields()))
-                            .collect(),
-                    );
-                    let _ = self.slot.set(sink.clone());
+                None => break,
+                Some(Ok(sink)) => {
+                    info!(contact_points = %cassandra.endpoints_display(), "connected to Cassandra");
+                    sink.set_request_fields(self.config.request_fields());
                     return Some(sink);
                 }
-                Err(e @ SinkError::Unreachable { .. }) => {
+                Some(Err(e @ SinkError::Unreachable { .. })) => {
                     let reason = format!("{e:#}");
                     if !logged {
                         error!(error = %reason, error_kind = "cassandra", "cannot reach Cassandra; retrying");
                         logged = true;
                     }
+                    self.drain.progress.set_error(Some(reason.clone()));
                     self.shared.set_problem(Some(reason));
                 }
-                Err(e) => {
-                    let reason = format!("{e:#}");
-                    error!(error = %reason, error_kind = "cassandra", "cannot use Cassandra; stopping");
-                    eprintln!("logship: {reason}");
-                    self.shared.set_problem(Some(reason));
-                    self.shared.fatal.store(true, Ordering::Relaxed);
+                Some(Err(e)) => {
+                    self.fatal(&e);
                     return None;
                 }
             }
-            if self.sleep_or_deadline(delay) || self.shared.deadline().is_some() {
-                let left = self.rx.stats().depth;
-                self.shared
-                    .unacked
-                    .fetch_add(left as u64, Ordering::Relaxed);
-                return None;
+            let delay = backoff.next_delay().min(drain::MAX_PROBE_INTERVAL);
+            if stop.deadline().is_some() || !stop.sleep(delay, heartbeat) {
+                break;
             }
-            delay = (delay * 2).min(Duration::from_secs(30));
         }
+        self.count_unacked(0);
+        None
+    }
+}
+
+fn is_own(r: &FileRecord) -> bool {
+    r.record.fields.get("appname").is_some_and(|a| a == OWN_APP)
+}
+
+/// Passes to the sink only records that are not the agent's own log lines.
+struct SkipOwn(Box<dyn drain::Sink<Item = FileRecord>>);
+
+impl drain::Sink for SkipOwn {
+    type Item = FileRecord;
+
+    fn write(&mut self, unit: &[FileRecord], pending: &[usize], stop: &Stop) -> Vec<RowFailure> {
+        if !unit.iter().any(is_own) {
+            return self.0.write(unit, pending, stop);
+        }
+        let ship: Vec<usize> = pending
+            .iter()
+            .copied()
+            .filter(|&i| !is_own(&unit[i]))
+            .collect();
+        if ship.is_empty() {
+            return Vec::new();
+        }
+        self.0.write(unit, &ship, stop)
+    }
+
+    fn dead_letter(&self, item: &FileRecord, reason: &str) -> DeadLetterEntry {
+        self.0.dead_letter(item, reason)
+    }
+
+    fn attempt_bound(&self) -> Duration {
+        self.0.attempt_bound()
     }
 }
 
@@ -517,15 +489,15 @@ fn start_http(
     probes: metrics::Probes,
     shared: Arc<Shared>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let addr = config.raw.metrics.listen;
+    let addr = config.metrics.listen;
     let listener = runtime
         .block_on(http::bind(addr))
         .with_context(|| format!("cannot listen on {addr} for /metrics ([metrics] listen)"))?;
-    let sink = Arc::clone(&probes.sink);
+    let progress = Arc::clone(&probes.sink);
     let queue = Arc::clone(&probes.queue);
     let registry = Arc::new(metrics::registry(probes));
     let render: http::RenderMetrics = Arc::new(move || metrics::render(&registry));
-    let health: http::CheckHealth = Arc::new(move || health(&shared, &sink, &*queue));
+    let health: http::CheckHealth = Arc::new(move || health(&shared, &progress, queue()));
     Ok(runtime.spawn(async move {
         if let Err(e) = http::serve(listener, render, health).await {
             error!(error = %e, "the metrics endpoint stopped");
@@ -533,55 +505,38 @@ fn start_http(
     }))
 }
 
-/// 200 when the sink is connected, its circuit closed, the sink thread alive and records
-/// that are waiting get written; 503 with the reason otherwise.
+/// 200 when the sink is open, every record handed to it is acknowledged within
+/// `stall_after` and every thread is alive; 503 with the reasons otherwise.
 fn health(
     shared: &Shared,
-    sink: &OnceLock<Sink>,
-    queue: &(dyn Fn() -> logship::pipeline::queue::QueueStats + Send + Sync),
+    progress: &Progress,
+    q: QueueStats,
 ) -> Result<serde_json::Value, serde_json::Value> {
-    let q = queue();
     let mut reasons = Vec::new();
-    match sink.get() {
-        None => reasons.push(
+    if !shared.ready() {
+        reasons.push(
             shared
                 .problem()
-                .unwrap_or_else(|| "not connected to Cassandra yet".into()),
-        ),
-        Some(s) => {
-            if s.circuit() != CircuitState::Closed {
-                reasons.push(format!(
-                    "circuit breaker {:?}: {}",
-                    s.circuit(),
-                    shared
-                        .problem()
-                        .unwrap_or_else(|| "writes are failing".into())
-                ));
-            } else if let Some(p) = shared.problem() {
-                reasons.push(p);
-            }
-        }
+                .unwrap_or_else(|| format!("the {} sink is not open yet", progress.sink())),
+        );
+    } else if let Some(stall) = progress.stall() {
+        // One truth for an outage: records waiting too long, with the output's reason.
+        // The breaker's state is the means of waiting, shown in `/metrics`.
+        reasons.push(stall);
     }
-    if shared.heartbeat_age() > HEARTBEAT * 10 {
+    for (thread, silent) in heartbeat::stuck(STUCK_AFTER) {
         reasons.push(format!(
-            "the sink thread has not run for {:?}",
-            shared.heartbeat_age()
-        ));
-    }
-    let since_write = shared
-        .now_ms()
-        .saturating_sub(shared.last_written_ms.load(Ordering::Relaxed));
-    if q.depth >= q.capacity && since_write > 30_000 {
-        reasons.push(format!(
-            "the buffer is full and nothing was written for {} s",
-            since_write / 1000
+            "the {thread} thread has not run for {} s",
+            silent.as_secs()
         ));
     }
     let body = serde_json::json!({
         "status": if reasons.is_empty() { "ok" } else { "unhealthy" },
         "reasons": reasons,
+        "sink": progress.sink(),
         "buffer_depth": q.depth,
         "buffer_capacity": q.capacity,
+        "oldest_unacked_age_seconds": progress.oldest_unacked_age().map(|a| a.as_secs_f64()),
     });
     if reasons.is_empty() {
         Ok(body)
@@ -601,7 +556,7 @@ impl StatusLine {
         StatusLine { tail, last: None }
     }
 
-    fn render(&mut self, sink: &OnceLock<Sink>, config: &Config) -> String {
+    fn render(&mut self, shared: &Shared, progress: &Progress, config: &Config) -> String {
         let snap = self.tail.snapshot();
         let lines: u64 = snap.sources.iter().map(|s| s.lines).sum();
         let lag: u64 = snap.files.iter().map(|f| f.lag).sum();
@@ -611,13 +566,21 @@ impl StatusLine {
             _ => 0.0,
         };
         self.last = Some((now, lines));
-        let sink = match sink.get() {
-            None => format!(
-                "waiting for Cassandra at {}",
-                config.raw.cassandra.endpoints_display()
-            ),
-            Some(s) if s.circuit() == CircuitState::Closed => "Cassandra ok".to_owned(),
-            Some(s) => format!("Cassandra circuit {:?}", s.circuit()),
+        let name = progress.sink();
+        let sink = if !shared.ready() {
+            match config.sink.kind {
+                SinkKind::Cassandra => format!(
+                    "waiting for Cassandra at {}",
+                    config.cassandra.endpoints_display()
+                ),
+                _ => format!("opening the {name} sink"),
+            }
+        } else if let Some(stall) = progress.stall() {
+            format!("{name}: {stall}")
+        } else if progress.circuit() == CircuitState::Closed {
+            format!("{name} ok")
+        } else {
+            format!("{name} circuit {:?}", progress.circuit())
         };
         format!(
             "{:.0} lines/s, lag {} bytes, {} files, {}",
@@ -626,34 +589,5 @@ impl StatusLine {
             snap.files.len(),
             sink
         )
-    }
-}
-
-/// Lets the flush-unit gatherer read the bounded queue, beating the heartbeat while it
-/// waits, so a long `batch.linger` never looks like a stuck sink to the watchdog.
-struct QueueSource<'a> {
-    rx: &'a QueueReceiver<FileRecord>,
-    shared: &'a Shared,
-}
-
-impl UnitSource for QueueSource<'_> {
-    type Item = FileRecord;
-
-    fn recv_timeout(&self, timeout: Duration) -> Received<FileRecord> {
-        let until = Instant::now() + timeout;
-        loop {
-            let step = until
-                .saturating_duration_since(Instant::now())
-                .min(HEARTBEAT);
-            match UnitSource::recv_timeout(self.rx, step) {
-                Received::Timeout => {
-                    self.shared.beat();
-                    if Instant::now() >= until {
-                        return Received::Timeout;
-                    }
-                }
-                other => return other,
-            }
-        }
     }
 }

@@ -24,6 +24,10 @@ pub struct AgentConfig {
     /// is read again at the next start.
     #[serde(with = "crate::duration")]
     pub shutdown_timeout: Duration,
+    /// Records handed to the sink and not acknowledged for longer than this make `/health`
+    /// answer 503 ("writes stalled for ...") and log one WARN.
+    #[serde(with = "super::duration")]
+    pub stall_after: Duration,
 }
 
 impl Default for AgentConfig {
@@ -33,6 +37,7 @@ impl Default for AgentConfig {
             host: None,
             log_level: "info".to_owned(),
             shutdown_timeout: Duration::from_secs(20),
+            stall_after: Duration::from_secs(5),
         }
     }
 }

@@ -26,6 +26,7 @@ pub use source::SourceConfig;
 use crate::limits;
 use crate::pipeline::Route;
 use crate::sink::CassandraConfig;
+use crate::sink::output::SinkConfig;
 use crate::tail::config::DEPRECATED_TAIL_KEYS;
 use crate::tail::discover::{PatternError, Patterns};
 use crate::tail::{ParserSpec, SourceSpec, SourceTailSettings, TailConfig};
@@ -55,6 +56,9 @@ pub struct RawConfig {
     /// `[serve]`: the read-only HTTP service (`logship serve`).
     #[serde(default)]
     pub serve: crate::serve::ServeConfig,
+    /// `[sink]`: where flush units go.
+    #[serde(default)]
+    pub sink: SinkConfig,
     /// The `[[source]]`s.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
@@ -117,6 +121,8 @@ pub struct Config {
     pub tail: TailConfig,
     /// `[serve]`.
     pub serve: crate::serve::ServeConfig,
+    /// `[sink]`.
+    pub sink: SinkConfig,
     /// The `[[source]]`s, their globs compiled and their limits checked.
     pub sources: Vec<SourceSpec>,
     /// The files it was read from, main file first.
@@ -133,6 +139,21 @@ pub struct Config {
 }
 
 impl Config {
+    /// Which fields fill `request_id`/`trace_id` for each source, by source name.
+    pub fn request_fields(&self) -> std::collections::HashMap<String, crate::sink::RequestFields> {
+        self.raw
+            .sources
+            .iter()
+            .map(|s| (s.name.clone(), s.request_fields()))
+            .collect()
+    }
+
+    /// Takes the sources of `new` (a reload), keeping every other section as it runs.
+    pub fn adopt_sources(&mut self, new: Config) {
+        self.sources = new.sources;
+        self.raw.sources = new.raw.sources;
+    }
+
     /// Reads `path` and the drop-ins in `conf.d/` beside it, and validates the result.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let dir = path.parent().unwrap_or(Path::new(".")).join("conf.d");
@@ -181,6 +202,7 @@ impl Config {
             metrics: raw.metrics.clone(),
             tail: raw.tail.clone(),
             serve: raw.serve.clone(),
+            sink: raw.sink.clone(),
             sources,
             files: files.iter().map(|f| f.path.clone()).collect(),
             host,

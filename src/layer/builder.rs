@@ -10,8 +10,8 @@ use super::capture::EventShipper;
 use super::cassandra::{self, CassandraConfig};
 use super::filter::ShipFilter;
 use super::guard::FlushGuard;
-use super::worker::{self, Shared, UnitConfig};
-use super::writer::EventWriter;
+use super::worker::{self, LayerSink, Shared, UnitConfig};
+use super::writer::{EventWriter, WriterSink};
 
 /// The layer to add to a `tracing_subscriber::registry()`: the shipper behind its
 /// per-layer filter. `S` is inferred from the subscriber it is added to.
@@ -239,8 +239,13 @@ impl LayerBuilder {
             return Err(LayerError::BadService(service));
         }
         self.check_ranges()?;
-        let writer: Box<dyn EventWriter> = match (self.writer, &self.cassandra) {
-            (Some(w), _) => w,
+        let retry = self
+            .cassandra
+            .as_ref()
+            .map(|c| c.retry.clone())
+            .unwrap_or_default();
+        let sink: LayerSink = match (self.writer, &self.cassandra) {
+            (Some(w), _) => Box::new(WriterSink::new(w)),
             (None, None) => return Err(LayerError::MissingCassandra),
             (None, Some(config)) => {
                 // The same checks as the agent's `[cassandra]`.
@@ -264,8 +269,9 @@ impl LayerBuilder {
             flush_size: self.flush_size,
             linger: self.linger,
             capacity: self.capacity,
+            retry,
         };
-        let handle = worker::spawn(rx.clone(), writer, Arc::clone(&shared), config)
+        let handle = worker::spawn(rx.clone(), sink, Arc::clone(&shared), config)
             .map_err(LayerError::Spawn)?;
         let shipper = EventShipper {
             tx: tx.clone(),

@@ -1,5 +1,6 @@
-//! The layer's [`EventWriter`] for Cassandra: the agent's own [`Sink`], driven from the
-//! worker thread by a small runtime of its own.
+//! The layer's Cassandra output: a drain-loop sink over the agent's own [`Sink`], driven
+//! from the worker thread by a small runtime of its own. It connects on the first attempt,
+//! so building the layer never waits for Cassandra; the drain loop retries the rest.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,8 +8,13 @@ use std::time::Duration;
 
 use logship_parsers::Level;
 
-use super::writer::{EventWriter, StopSignal, WriteError};
+use super::worker::LayerSink;
 use super::{CapturedEvent, LayerError};
+use crate::pipeline::drain::{self, Stop};
+use crate::sink::cassandra::{connect_failure, stopped, until_stopped};
+use crate::sink::deadletter::DeadLetterEntry;
+use crate::sink::retry::{Failure, RowFailure};
+use crate::sink::row::Row;
 use crate::sink::{AppEvent, AppRoute, Sink, SinkOptions, schema};
 
 pub use crate::sink::CassandraConfig;
@@ -22,8 +28,6 @@ pub(crate) struct CassandraWriter {
     apply_schema: bool,
     runtime: Option<tokio::runtime::Runtime>,
     sink: Option<Sink>,
-    /// Reused between units: the rows of the unit being written.
-    rows: Vec<AppEvent>,
 }
 
 pub(crate) struct Settings<'a> {
@@ -35,8 +39,8 @@ pub(crate) struct Settings<'a> {
     pub apply_schema: bool,
 }
 
-/// Checks what can be checked without a network and makes the writer.
-pub(crate) fn writer(settings: Settings<'_>) -> Result<Box<dyn EventWriter>, LayerError> {
+/// Checks what can be checked without a network and makes the sink.
+pub(crate) fn writer(settings: Settings<'_>) -> Result<LayerSink, LayerError> {
     let c = &settings.config;
     if c.contact_points.iter().all(|cp| cp.trim().is_empty()) {
         return Err(LayerError::BadCassandra("contact_points is empty".into()));
@@ -66,7 +70,6 @@ pub(crate) fn writer(settings: Settings<'_>) -> Result<Box<dyn EventWriter>, Lay
         config: settings.config,
         runtime: None,
         sink: None,
-        rows: Vec::new(),
     }))
 }
 
@@ -104,37 +107,80 @@ fn level(l: tracing::Level) -> Level {
     }
 }
 
-impl EventWriter for CassandraWriter {
-    fn write(&mut self, unit: &[CapturedEvent], stop: &StopSignal) -> Result<(), WriteError> {
-        let rows: Vec<AppEvent> = unit.iter().map(|e| self.row(e)).collect();
-        self.rows = rows;
+impl drain::Sink for CassandraWriter {
+    type Item = CapturedEvent;
+
+    fn write(&mut self, unit: &[CapturedEvent], pending: &[usize], stop: &Stop) -> Vec<RowFailure> {
         if self.runtime.is_none() {
-            self.runtime = Some(
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?,
-            );
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => self.runtime = Some(rt),
+                Err(e) => {
+                    return fail_all(
+                        pending,
+                        Failure::Retry(format!("cannot start a runtime: {e}")),
+                    );
+                }
+            }
         }
         let Some(runtime) = self.runtime.as_ref() else {
-            return Err("no runtime".into());
+            return fail_all(pending, Failure::Retry("no runtime".into()));
         };
         let (config, apply_schema) = (&self.config, self.apply_schema);
         let sink = match &self.sink {
             Some(sink) => sink.clone(),
             None => {
-                let sink = runtime.block_on(stop.or_stopped(async {
+                let connect = async {
                     let session = crate::sink::session::connect(config).await?;
                     if apply_schema {
                         schema::apply(&session, config).await?;
                     }
                     Sink::with_session(session, config, SinkOptions::default()).await
-                }))??;
-                self.sink = Some(sink.clone());
-                sink
+                };
+                match runtime.block_on(until_stopped(stop, connect)) {
+                    Some(Ok(sink)) => {
+                        self.sink = Some(sink.clone());
+                        sink
+                    }
+                    Some(Err(e)) => return fail_all(pending, connect_failure(&e)),
+                    None => return stopped(pending),
+                }
             }
         };
-        runtime.block_on(stop.or_stopped(sink.write_app_unit(&self.rows, &self.route)))??;
-        self.rows.clear();
-        Ok(())
+        // Built per attempt: retries are rare, and the rows borrow these events.
+        let events: Vec<AppEvent> = unit.iter().map(|e| self.row(e)).collect();
+        let max = config.max_record_bytes;
+        let rows: Vec<Row<'_>> = events
+            .iter()
+            .map(|e| Row::app(e, &self.route, max))
+            .collect();
+        match runtime.block_on(until_stopped(stop, sink.attempt(&rows, pending))) {
+            Some(failures) => failures,
+            None => stopped(pending),
+        }
     }
+
+    fn dead_letter(&self, item: &CapturedEvent, reason: &str) -> DeadLetterEntry {
+        let event = self.row(item);
+        crate::sink::dead_letter_entry(
+            &Row::app(&event, &self.route, self.config.max_record_bytes),
+            reason.to_owned(),
+        )
+    }
+
+    fn attempt_bound(&self) -> Duration {
+        self.config.request_timeout.max(self.config.connect_timeout) * 2
+    }
+}
+
+fn fail_all(pending: &[usize], failure: Failure) -> Vec<RowFailure> {
+    pending
+        .iter()
+        .map(|&index| RowFailure {
+            index,
+            failure: failure.clone(),
+        })
+        .collect()
 }

@@ -19,9 +19,10 @@
 //! with `try_send`. A full channel drops the event and counts it; [`LayerBuilder::blocking`]
 //! waits instead. Span fields are rendered once, when the span is created or recorded.
 //!
-//! A plain thread owned by the layer ([`worker`]) gathers flush units (1000 events or the
-//! linger time) and writes them with retries, so the layer works whether or not the
-//! application runs tokio. Cassandra being down never fails [`LayerBuilder::build`]: the
+//! A plain thread owned by the layer ([`worker`]) runs the pipeline's drain loop, the one
+//! the agent runs: it gathers flush units (1000 events or the linger time) and writes them
+//! with the same retries, backoff and circuit breaker, so the layer works whether or not
+//! the application runs tokio. Cassandra being down never fails [`LayerBuilder::build`]: the
 //! worker connects in the background, and what does not fit in the buffer meanwhile is
 //! counted as dropped and reported as a WARN row once the buffer drains.
 //!

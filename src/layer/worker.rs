@@ -1,18 +1,29 @@
-//! The layer's own thread: gathers flush units and writes them, retrying until they land.
+//! The layer's own thread: runs the pipeline's drain loop ([`crate::pipeline::drain`]) on
+//! the events the application hands over, so the Layer and the daemon gather, retry,
+//! break the circuit and stop in one and the same way.
 //!
-//! A plain `std` thread, so the layer works in apps with or without tokio; a writer that
-//! needs an async runtime (the Cassandra sink) keeps a small one of its own on this thread.
+//! A plain `std` thread, so the layer works in apps with or without tokio; a sink that
+//! needs an async runtime (Cassandra) keeps a small one of its own on this thread. What
+//! travels beside the events (the guard's flush requests) and the layer's dropped-count
+//! row are handled by [`LayerSource`], the loop's source.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
-use super::writer::StopSignal;
-use super::{CapturedEvent, EventWriter};
+use super::CapturedEvent;
+use crate::pipeline::Table;
+use crate::pipeline::batch::{BatchConfig, Received, UnitSource};
+use crate::pipeline::drain::{self, Drain, Policy, Source, Stop};
+use crate::pipeline::heartbeat::Heartbeat;
+use crate::pipeline::progress::Progress;
+use crate::sink::RetryConfig;
+use crate::sink::deadletter::DeadLetter;
 
 /// What travels from the application threads (and the guard) to the worker.
 #[derive(Debug)]
@@ -34,8 +45,8 @@ pub(crate) struct Shared {
     written: AtomicU64,
     /// Events taken off the channel whose unit is not written yet.
     in_flight: AtomicUsize,
-    /// Set by the guard when its flush timed out: stop retrying and exit.
-    abandon: AtomicBool,
+    /// Raised by the guard when its flush timed out: stop retrying and exit.
+    stop: Stop,
 }
 
 impl Shared {
@@ -56,21 +67,19 @@ impl Shared {
     }
 
     pub(crate) fn abandon(&self) {
-        self.abandon.store(true, Ordering::Relaxed);
-    }
-
-    pub(crate) fn abandoned(&self) -> bool {
-        self.abandon.load(Ordering::Relaxed)
+        self.stop.now();
     }
 }
 
 /// How the worker gathers units.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct UnitConfig {
     pub flush_size: usize,
     pub linger: Duration,
     /// The buffer's capacity, named in the dropped-count row.
     pub capacity: usize,
+    /// Backoff and breaker of the drain loop.
+    pub retry: RetryConfig,
 }
 
 thread_local! {
@@ -83,9 +92,12 @@ pub(crate) fn on_worker_thread() -> bool {
     ON_WORKER.try_with(Cell::get).unwrap_or(false)
 }
 
+/// The layer's sink: Cassandra, or the application's own [`super::EventWriter`].
+pub(crate) type LayerSink = Box<dyn drain::Sink<Item = CapturedEvent>>;
+
 pub(crate) fn spawn(
     rx: Receiver<Msg>,
-    writer: Box<dyn EventWriter>,
+    mut sink: LayerSink,
     shared: Arc<Shared>,
     config: UnitConfig,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -93,221 +105,132 @@ pub(crate) fn spawn(
         .name("logship-layer".into())
         .spawn(move || {
             ON_WORKER.set(true);
-            Worker {
-                stop: StopSignal::new(Arc::clone(&shared)),
+            let policy = Policy {
+                retry: config.retry.clone(),
+                stall_after: Duration::from_secs(5),
+            };
+            let drain = Drain {
+                batch: BatchConfig {
+                    max_records: config.flush_size,
+                    linger: config.linger,
+                },
+                progress: Arc::new(Progress::new("layer", policy.stall_after, policy.breaker())),
+                policy,
+                stop: shared.stop.clone(),
+                heartbeat: Heartbeat::register("logship-layer"),
+                // Refused events are logged whole on this thread (never shipped).
+                dead_letter: DeadLetter::new(None),
+                table: Table::ApplicationLogs,
+            };
+            let source = LayerSource {
                 rx,
-                writer,
-                shared,
-                config,
-                unit: Vec::with_capacity(config.flush_size),
-                dropped_reported: 0,
-                failing: false,
-            }
-            .run();
+                shared: Arc::clone(&shared),
+                capacity: config.capacity,
+                flush: RefCell::new(None),
+                reported: Cell::new(0),
+            };
+            drain.run(&source, &mut sink, |unit| {
+                shared
+                    .written
+                    .fetch_add(unit.len() as u64, Ordering::Relaxed);
+                shared.in_flight.store(0, Ordering::Relaxed);
+            });
         })
 }
 
-struct Worker {
-    stop: StopSignal,
+/// The channel as the drain loop's source: events are items; a flush request ends the
+/// unit being gathered and is answered once everything before it is written; the count
+/// of dropped events becomes a WARN row once the buffer has room again.
+struct LayerSource {
     rx: Receiver<Msg>,
-    writer: Box<dyn EventWriter>,
     shared: Arc<Shared>,
-    config: UnitConfig,
-    unit: Vec<CapturedEvent>,
-    dropped_reported: u64,
-    /// Whether the last write failed: failures and recovery are logged once each.
-    failing: bool,
+    capacity: usize,
+    /// A flush request waiting for the units before it.
+    flush: RefCell<Option<(Sender<()>, bool)>>,
+    /// Dropped events already reported in a row.
+    reported: Cell<u64>,
 }
 
-/// How a gathered unit ended.
-enum Gathered {
-    /// Full, or its linger time passed.
-    Unit,
-    Flush {
-        reply: Sender<()>,
-        stop: bool,
-    },
-    /// Every sender is gone: write what is left and exit.
-    Closed,
-}
-
-impl Worker {
-    fn run(mut self) {
-        loop {
-            let gathered = self.gather();
-            self.write_unit();
-            if self.shared.abandoned() {
-                return;
-            }
-            // The dropped count is reported once the buffer has room again.
-            if self.rx.is_empty() || !matches!(gathered, Gathered::Unit) {
-                self.report_drops();
-            }
-            match gathered {
-                Gathered::Unit => {}
-                Gathered::Flush { reply, stop } => {
-                    let _ = reply.send(());
-                    if stop {
-                        return;
-                    }
-                }
-                Gathered::Closed => return,
-            }
-        }
-    }
-
-    /// Blocks for the first message, then fills the unit until it is full or `linger` has
-    /// passed since that first event.
-    fn gather(&mut self) -> Gathered {
-        match self.rx.recv() {
-            Ok(Msg::Event(e)) => self.unit.push(e),
-            Ok(Msg::Flush { reply, stop }) => return Gathered::Flush { reply, stop },
-            Err(_) => return Gathered::Closed,
-        }
-        self.shared
-            .in_flight
-            .store(self.unit.len(), Ordering::Relaxed);
-        let deadline = Instant::now() + self.config.linger;
-        while self.unit.len() < self.config.flush_size {
-            let msg = match self.rx.try_recv() {
-                Ok(msg) => msg,
-                Err(TryRecvError::Disconnected) => return Gathered::Closed,
-                Err(TryRecvError::Empty) => match self.rx.recv_deadline(deadline) {
-                    Ok(msg) => msg,
-                    Err(RecvTimeoutError::Timeout) => return Gathered::Unit,
-                    Err(RecvTimeoutError::Disconnected) => return Gathered::Closed,
-                },
-            };
-            match msg {
-                Msg::Event(e) => {
-                    self.unit.push(e);
-                    self.shared
-                        .in_flight
-                        .store(self.unit.len(), Ordering::Relaxed);
-                }
-                Msg::Flush { reply, stop } => return Gathered::Flush { reply, stop },
-            }
-        }
-        Gathered::Unit
-    }
-
-    /// Writes the unit, retrying with backoff until it lands or the guard gives up.
-    fn write_unit(&mut self) {
-        if self.unit.is_empty() {
-            return;
-        }
-        self.shared
-            .in_flight
-            .store(self.unit.len(), Ordering::Relaxed);
-        let mut backoff = Backoff::default();
-        loop {
-            match self.writer.write(&self.unit, &self.stop) {
-                Ok(()) => {
-                    if self.failing {
-                        self.failing = false;
-                        tracing::info!(target: "logship::layer", "writing application events again");
-                    }
-                    break;
-                }
-                Err(error) => {
-                    if !self.failing {
-                        self.failing = true;
-                        // Goes to the app's other layers (its console); never to this one.
-                        tracing::warn!(
-                            target: "logship::layer",
-                            error = %error,
-                            "cannot write application events; buffering and retrying"
-                        );
-                    }
-                    if !self.sleep(backoff.next_delay()) {
-                        return;
-                    }
-                }
-            }
-        }
-        self.shared
-            .written
-            .fetch_add(self.unit.len() as u64, Ordering::Relaxed);
-        self.unit.clear();
-        self.shared.in_flight.store(0, Ordering::Relaxed);
-    }
-
-    /// Writes a WARN row saying how many events were dropped since the last such row.
-    fn report_drops(&mut self) {
+impl LayerSource {
+    /// The WARN row for events dropped since the last one, if any were.
+    fn drop_row(&self) -> Option<CapturedEvent> {
         let dropped = self.shared.dropped();
-        if dropped <= self.dropped_reported || !self.unit.is_empty() {
-            return;
-        }
-        let newly = dropped - self.dropped_reported;
-        self.dropped_reported = dropped;
+        let newly = dropped
+            .checked_sub(self.reported.get())
+            .filter(|&n| n > 0)?;
+        self.reported.set(dropped);
         let message = format!(
             "logship dropped {newly} application events: its buffer of {} events was full",
-            self.config.capacity
+            self.capacity
         );
-        self.unit.push(CapturedEvent::internal(
+        Some(CapturedEvent::internal(
             &message,
             &[
                 ("dropped", newly.to_string()),
-                ("capacity", self.config.capacity.to_string()),
+                ("capacity", self.capacity.to_string()),
             ],
-        ));
-        self.write_unit();
+        ))
     }
 
-    /// Sleeps `delay`, waking early if the guard gives up; false if it did.
-    fn sleep(&self, delay: Duration) -> bool {
-        let until = Instant::now() + delay;
-        loop {
-            if self.shared.abandoned() {
-                return false;
+    fn item(&self, e: CapturedEvent) -> Received<CapturedEvent> {
+        self.shared.in_flight.fetch_add(1, Ordering::Relaxed);
+        Received::Item(e)
+    }
+
+    /// Nothing more to hand out now: the drop row if one is due, else `otherwise`.
+    fn quiet(&self, otherwise: Received<CapturedEvent>) -> Received<CapturedEvent> {
+        match self.drop_row() {
+            Some(row) => self.item(row),
+            None => otherwise,
+        }
+    }
+}
+
+impl UnitSource for LayerSource {
+    type Item = CapturedEvent;
+
+    fn recv_timeout(&self, timeout: Duration) -> Received<CapturedEvent> {
+        if self.flush.borrow().is_some() {
+            // Nothing after the flush request joins a unit before it is answered.
+            return self.quiet(Received::Timeout);
+        }
+        let msg = if timeout.is_zero() {
+            self.rx
+                .try_recv()
+                .map_err(|e| e == TryRecvError::Disconnected)
+        } else {
+            self.rx
+                .recv_timeout(timeout)
+                .map_err(|e| e == RecvTimeoutError::Disconnected)
+        };
+        match msg {
+            Ok(Msg::Event(e)) => self.item(e),
+            Ok(Msg::Flush { reply, stop }) => {
+                *self.flush.borrow_mut() = Some((reply, stop));
+                self.quiet(Received::Timeout)
             }
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return true;
+            Err(false) => self.quiet(Received::Timeout),
+            Err(true) => self.quiet(Received::Closed),
+        }
+    }
+}
+
+impl Source for LayerSource {
+    fn settled(&self) -> ControlFlow<()> {
+        if self.shared.dropped() > self.reported.get() {
+            // The drop row goes out first; the flush is answered after it.
+            return ControlFlow::Continue(());
+        }
+        match self.flush.borrow_mut().take() {
+            Some((reply, stop)) => {
+                let _ = reply.send(());
+                if stop {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
             }
-            std::thread::sleep(left.min(Duration::from_millis(50)));
+            None => ControlFlow::Continue(()),
         }
-    }
-}
-
-/// Exponential backoff with jitter between writes of a unit that keeps failing.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            next: Duration::from_millis(100),
-        }
-    }
-}
-
-impl Backoff {
-    const MAX: Duration = Duration::from_secs(5);
-
-    fn next_delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
-        // ±25 %, so many apps restarted together do not retry in lockstep.
-        base.mul_f64(rand::random_range(0.75..1.25))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_to_its_cap() {
-        let mut b = Backoff::default();
-        let first = b.next_delay();
-        assert!(first >= Duration::from_millis(75) && first <= Duration::from_millis(125));
-        for _ in 0..20 {
-            b.next_delay();
-        }
-        let last = b.next_delay();
-        assert!(last <= Backoff::MAX.mul_f64(1.25) && last >= Backoff::MAX.mul_f64(0.75));
     }
 }

@@ -1,4 +1,4 @@
-//! The bounded ring buffer between sources and the sink.
+//! The bounded FIFO channel between the sources and the drain loop.
 //!
 //! File sources use [`QueueSender::send`] (or [`QueueSender::send_timeout`] to stay
 //! responsive to shutdown): when the queue is full they wait, because the file on disk is

@@ -1,5 +1,9 @@
 //! The circuit breaker: after repeated failed attempts it stops sending whole units,
-//! waits, then lets one small probe through. Each state change is logged once.
+//! waits, then lets one small probe through. The one breaker of the code base (the drain
+//! loop's). The probe interval is bounded (see [`Breaker::new`]) so writes resume within a
+//! few seconds of the output taking them again, while a down cluster sees one small write
+//! per interval, not a flood. Outage logs (one WARN, one INFO) belong to the drain loop's
+//! progress tracker, which measures the outage from the last acknowledgement.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -40,7 +44,8 @@ impl CircuitState {
 
 /// What a writer may do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Permit {
+#[non_exhaustive]
+pub enum Permit {
     /// Send everything.
     Full,
     /// Send one row only; its outcome decides the breaker.
@@ -58,8 +63,9 @@ struct Inner {
     probe_in_flight: bool,
 }
 
+/// Counts failed attempts; open after `threshold` of them in a row.
 #[derive(Debug)]
-pub(crate) struct Breaker {
+pub struct Breaker {
     threshold: u32,
     base_cooldown: Duration,
     max_cooldown: Duration,
@@ -68,6 +74,9 @@ pub(crate) struct Breaker {
 }
 
 impl Breaker {
+    /// A closed breaker that opens after `threshold` failed attempts in a row, then lets a
+    /// probe through after `cooldown`, doubling the wait while probes fail, up to
+    /// `max_cooldown`.
     pub fn new(threshold: u32, cooldown: Duration, max_cooldown: Duration) -> Breaker {
         Breaker {
             threshold: threshold.max(1),
@@ -84,6 +93,7 @@ impl Breaker {
         }
     }
 
+    /// The state now.
     pub fn state(&self) -> CircuitState {
         CircuitState::from_gauge(self.state.load(Ordering::Relaxed))
     }
@@ -97,6 +107,7 @@ impl Breaker {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// What the writer may send now.
     pub fn permit(&self) -> Permit {
         let mut inner = self.lock();
         match self.state() {
@@ -110,7 +121,7 @@ impl Breaker {
                     return Permit::Wait(inner.open_until - now);
                 }
                 if self.state() == CircuitState::Open {
-                    tracing::debug!("cassandra circuit breaker half-open: probing");
+                    tracing::debug!("circuit breaker half-open: probing");
                     self.set(CircuitState::HalfOpen);
                 }
                 inner.probe_in_flight = true;
@@ -119,16 +130,17 @@ impl Breaker {
         }
     }
 
+    /// Records a successful attempt: closes the breaker.
     pub fn on_success(&self) {
         let mut inner = self.lock();
         inner.failures = 0;
         inner.probe_in_flight = false;
         inner.cooldown = self.base_cooldown;
         if self.state() != CircuitState::Closed {
-            let down = inner.opened_at.take().map_or(0, |t| t.elapsed().as_secs());
-            tracing::info!(
-                down_secs = down,
-                "cassandra circuit breaker closed: writes resumed after {down} s"
+            let open = inner.opened_at.take().map_or(0, |t| t.elapsed().as_secs());
+            tracing::debug!(
+                open_secs = open,
+                "circuit breaker closed after {open} s open"
             );
             self.set(CircuitState::Closed);
         }
@@ -146,9 +158,9 @@ impl Breaker {
                     inner.open_until = now + inner.cooldown;
                     inner.opened_at = Some(now);
                     self.set(CircuitState::Open);
-                    tracing::warn!(
+                    tracing::info!(
                         error = reason,
-                        "cassandra circuit breaker open after {} failed attempts: {reason}; probing every {} s or more",
+                        "circuit breaker open after {} failed attempts: {reason}; probing every {} s or more",
                         inner.failures,
                         inner.cooldown.as_secs()
                     );
@@ -159,7 +171,7 @@ impl Breaker {
                 inner.cooldown = (inner.cooldown * 2).min(self.max_cooldown);
                 inner.open_until = now + inner.cooldown;
                 if self.state() == CircuitState::HalfOpen {
-                    tracing::debug!(error = reason, "cassandra probe failed; breaker open again");
+                    tracing::debug!(error = reason, "probe failed; breaker open again");
                     self.set(CircuitState::Open);
                 }
             }

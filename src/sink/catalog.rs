@@ -22,10 +22,10 @@ use scylla::value::{CqlDate, CqlTimestamp};
 
 use super::config::CassandraConfig;
 use super::error::SinkError;
+use super::retry::RowFailure;
 use super::retry::{Failure, classify};
 use super::row::Row;
 use super::schema::{GC_GRACE_SECONDS, ident};
-use super::writer::RowFailure;
 
 /// The catalog table's name.
 pub const TABLE: &str = "catalog";

@@ -25,13 +25,15 @@ pub struct DeadLetterEntry {
     pub record: serde_json::Value,
 }
 
+/// Where refused records go: the file in the data directory, or the log without one.
 #[derive(Debug, Clone)]
-pub(crate) struct DeadLetter {
+pub struct DeadLetter {
     path: Option<PathBuf>,
     lock: Arc<Mutex<()>>,
 }
 
 impl DeadLetter {
+    /// Dead letters in `dir`/dead-letter.jsonl, or logged whole at ERROR without a `dir`.
     pub fn new(dir: Option<PathBuf>) -> DeadLetter {
         DeadLetter {
             path: dir.map(|d| d.join(FILE_NAME)),
@@ -39,40 +41,33 @@ impl DeadLetter {
         }
     }
 
-    /// Appends and syncs the entries before the unit is acknowledged.
-    pub async fn write(&self, entries: Vec<DeadLetterEntry>) -> Result<(), SinkError> {
+    /// Appends and syncs the entries before the unit is acknowledged (blocking: for the
+    /// drain loop's thread).
+    pub fn append(&self, entries: &[DeadLetterEntry]) -> Result<(), SinkError> {
         if entries.is_empty() {
             return Ok(());
         }
-        let Some(path) = self.path.clone() else {
-            for e in &entries {
+        let Some(path) = self.path.as_deref() else {
+            for e in entries {
                 let record = e.record.to_string();
                 tracing::error!(
                     table = e.table,
                     id = %e.id,
                     reason = %e.reason,
-                    "Cassandra refused a record and no data directory is set for the dead-letter file: {record}"
+                    "a record was refused for good and no data directory is set for the dead-letter file: {record}"
                 );
             }
             return Ok(());
         };
-        for e in &entries {
+        for e in entries {
             tracing::warn!(table = e.table, id = %e.id, reason = %e.reason, path = %path.display(),
-                "Cassandra refused a record; written to the dead-letter file");
+                "a record was refused for good; written to the dead-letter file");
         }
-        let lock = Arc::clone(&self.lock);
-        let result = tokio::task::spawn_blocking(move || {
-            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-            append(&path, &entries).map_err(|source| SinkError::DeadLetter { path, source })
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        append(path, entries).map_err(|source| SinkError::DeadLetter {
+            path: path.to_owned(),
+            source,
         })
-        .await;
-        match result {
-            Ok(r) => r,
-            Err(join) => Err(SinkError::DeadLetter {
-                path: self.path.clone().unwrap_or_default(),
-                source: std::io::Error::other(join.to_string()),
-            }),
-        }
     }
 }
 

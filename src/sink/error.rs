@@ -7,6 +7,7 @@ use std::path::PathBuf;
 /// Messages are one line and name the contact point or the table, so `{:#}` printed once by
 /// `main` tells the operator what to fix.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SinkError {
     /// The configuration cannot work (bad TLS files, unreadable password file, ...).
     #[error("cassandra config: {0}")]
@@ -51,6 +52,15 @@ pub enum SinkError {
     /// The dead-letter file could not be written, so a rejected record would be lost.
     #[error("cannot write the dead-letter file {}", path.display())]
     DeadLetter {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A local output (the file sink) cannot be written.
+    #[error("{what} {}", path.display())]
+    Output {
+        what: String,
         path: PathBuf,
         #[source]
         source: std::io::Error,

@@ -10,7 +10,7 @@ pub const LATENCY_BOUNDS_SECONDS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// Live counters, shared by every clone of a `Sink`.
+/// Live counters of one drain loop (held by its `pipeline::progress::Progress`).
 #[derive(Debug, Default)]
 pub struct SinkMetrics {
     rows_infra: AtomicU64,

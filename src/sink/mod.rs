@@ -1,30 +1,34 @@
 //! Writing records to Apache Cassandra (issue 4).
 //!
-//! [`Sink`] takes a flush unit (file records or application events), writes every row,
-//! retrying transient failures with backoff behind a circuit breaker, and returns only
-//! when the whole unit is in Cassandra, when a row was refused for good (dead-lettered),
-//! or when the shutdown deadline passes. Rows have deterministic ids, so re-sending a unit
-//! never duplicates a row. The table design is in docs/schema.md.
+//! [`Sink`] holds the session and the prepared inserts; [`cassandra`] makes it a sink of
+//! the pipeline's drain loop, which retries, backs off, breaks the circuit and stops.
+//! [`Sink::write_file_unit`] and [`Sink::write_app_unit`] run that same drain step for
+//! callers on a tokio runtime (tests, benchmarks). Rows have deterministic ids, so
+//! re-sending a unit never duplicates a row. The table design is in docs/schema.md.
+//! The other outputs (file, stdout, null) and how to write one: docs/sinks.md.
 
 pub mod breaker;
+pub mod cassandra;
 pub mod catalog;
 pub mod config;
 pub mod deadletter;
 pub mod error;
+pub mod file;
 pub mod metrics;
+pub mod null;
+pub mod output;
 pub mod retry;
 pub mod row;
 pub mod schema;
 pub mod session;
+pub mod stdout;
 pub mod writer;
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scylla::client::session::Session;
-use tokio::sync::watch;
 
 pub use breaker::CircuitState;
 pub use config::{CassandraConfig, Consistency, Replication, RetryConfig, TlsConfig, WriteMode};
@@ -33,10 +37,12 @@ pub use error::SinkError;
 pub use metrics::{LATENCY_BOUNDS_SECONDS, MetricsSnapshot, SinkMetrics};
 pub use row::{AppEvent, AppRoute, Placement, RequestFields, file_row_id};
 
-use crate::pipeline::FileRecord;
-use breaker::{Breaker, Permit};
+use crate::pipeline::drain::{self, Drain, Policy, Stop};
+use crate::pipeline::heartbeat::Heartbeat;
+use crate::pipeline::progress::Progress;
+use crate::pipeline::{FileRecord, Table};
 use deadletter::DeadLetter;
-use retry::{Backoff, Failure};
+use retry::{Failure, RowFailure};
 use row::Row;
 use writer::Statements;
 
@@ -73,10 +79,11 @@ struct Inner {
     session: Session,
     statements: Statements,
     config: CassandraConfig,
-    metrics: SinkMetrics,
-    breaker: Breaker,
+    /// The write helpers' drain state: breaker and counters.
+    progress: Arc<Progress>,
+    policy: Policy,
     dead_letter: DeadLetter,
-    deadline: watch::Sender<Option<Instant>>,
+    stop: Stop,
     catalog: catalog::Catalog,
     /// Per-source request/trace id fields (`[[source]] request_id_field`).
     request_fields: std::sync::RwLock<Arc<std::collections::HashMap<String, RequestFields>>>,
@@ -87,7 +94,7 @@ impl std::fmt::Debug for Sink {
         f.debug_struct("Sink")
             .field("contact_points", &self.inner.config.endpoints_display())
             .field("keyspace", &self.inner.config.keyspace)
-            .field("circuit", &self.inner.breaker.state())
+            .field("circuit", &self.inner.progress.circuit())
             .finish()
     }
 }
@@ -111,20 +118,23 @@ impl Sink {
     ) -> Result<Sink, SinkError> {
         let statements = Statements::prepare(&session, &config.keyspace).await?;
         let catalog = catalog::Catalog::prepare(&session, &config.keyspace).await?;
-        let retry = &config.retry;
+        let policy = Policy {
+            retry: config.retry.clone(),
+            stall_after: Duration::from_secs(5),
+        };
         Ok(Sink {
             inner: Arc::new(Inner {
                 session,
                 statements,
                 config: config.clone(),
-                metrics: SinkMetrics::default(),
-                breaker: Breaker::new(
-                    retry.breaker_threshold,
-                    retry.breaker_cooldown,
-                    retry.max_backoff.saturating_mul(6),
-                ),
+                progress: Arc::new(Progress::new(
+                    "cassandra",
+                    policy.stall_after,
+                    policy.breaker(),
+                )),
+                policy,
                 dead_letter: DeadLetter::new(options.dead_letter_dir),
-                deadline: watch::Sender::new(None),
+                stop: Stop::new(),
                 catalog,
                 request_fields: Default::default(),
             }),
@@ -133,16 +143,25 @@ impl Sink {
 
     /// Writes a flush unit of file records to `infrastructure_logs`. Returns once every
     /// record is written (or dead-lettered); until then it retries, so file sources wait.
-    /// Errors: `Stopped` after [`stop_at`](Self::stop_at)'s deadline, `Refused`/`Schema`
-    /// when nothing can be written until an operator acts. On error the unit must not be
-    /// acknowledged.
+    /// Errors: `Stopped` after [`stop_at`](Self::stop_at)'s deadline. On error the unit
+    /// must not be acknowledged.
+    ///
+    /// For tests, benchmarks and tools on a tokio runtime: it runs the pipeline's drain
+    /// step ([`Drain::deliver`]) on a blocking thread, the same retries, backoff and
+    /// breaker as the agent.
     pub async fn write_file_unit(&self, records: &[FileRecord]) -> Result<UnitReport, SinkError> {
         let max = self.inner.config.max_record_bytes;
-        let fields = self.request_fields();
-        let default = RequestFields::default();
-        let ids = |r: &FileRecord| fields.get(&*r.route.source).unwrap_or(&default);
-        let rows: Vec<Row<'_>> = records.iter().map(|r| Row::file(r, max, ids(r))).collect();
-        self.write_rows(&rows).await
+        let truncated = records
+            .iter()
+            .filter(|r| Row::file(r, max, &RequestFields::default()).truncated())
+            .count();
+        let sink = cassandra::CassandraFiles::new(
+            self.clone(),
+            tokio::runtime::Handle::current(),
+            Arc::clone(&self.inner.progress),
+        );
+        self.deliver(sink, records.to_vec(), Table::InfrastructureLogs, truncated)
+            .await
     }
 
     /// Writes a flush unit of application events to `application_logs`, like
@@ -153,8 +172,73 @@ impl Sink {
         route: &AppRoute,
     ) -> Result<UnitReport, SinkError> {
         let max = self.inner.config.max_record_bytes;
-        let rows: Vec<Row<'_>> = events.iter().map(|e| Row::app(e, route, max)).collect();
-        self.write_rows(&rows).await
+        let truncated = events
+            .iter()
+            .filter(|e| Row::app(e, route, max).truncated())
+            .count();
+        self.inner.progress.metrics.add_truncated(truncated as u64);
+        let sink = cassandra::CassandraApps::new(
+            self.clone(),
+            tokio::runtime::Handle::current(),
+            route.clone(),
+        );
+        self.deliver(sink, events.to_vec(), Table::ApplicationLogs, truncated)
+            .await
+    }
+
+    async fn deliver<S>(
+        &self,
+        mut sink: S,
+        unit: Vec<S::Item>,
+        table: Table,
+        truncated: usize,
+    ) -> Result<UnitReport, SinkError>
+    where
+        S: drain::Sink + 'static,
+        S::Item: Send + 'static,
+    {
+        let inner = &self.inner;
+        let drain = Drain {
+            batch: crate::pipeline::batch::BatchConfig::default(),
+            policy: inner.policy.clone(),
+            stop: inner.stop.clone(),
+            heartbeat: Heartbeat::register("sink-write"),
+            progress: Arc::clone(&inner.progress),
+            dead_letter: inner.dead_letter.clone(),
+            table,
+        };
+        let total = unit.len();
+        let started = Instant::now();
+        let delivered = tokio::task::spawn_blocking(move || drain.deliver(&mut sink, &unit))
+            .await
+            .map_err(|e| SinkError::Refused {
+                what: "a write".to_owned(),
+                reason: format!("the write thread failed: {e}"),
+            })?;
+        match delivered {
+            Some(d) => Ok(UnitReport {
+                written: total - d.dead_lettered,
+                dead_lettered: d.dead_lettered,
+                truncated,
+                attempts: d.attempts,
+                elapsed: started.elapsed(),
+            }),
+            None => Err(SinkError::Stopped {
+                unwritten: total,
+                total,
+            }),
+        }
+    }
+
+    /// From `deadline` on, writes in progress and new ones give up with
+    /// `SinkError::Stopped` instead of retrying (shutdown's drain deadline).
+    pub fn stop_at(&self, deadline: Instant) {
+        self.inner.stop.at(deadline);
+    }
+
+    /// The counters and histogram for `/metrics`.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.progress.metrics()
     }
 
     /// Which fields fill `request_id`/`trace_id` of each file source's rows; sources not
@@ -167,7 +251,8 @@ impl Sink {
             .unwrap_or_else(|p| p.into_inner()) = Arc::new(by_source);
     }
 
-    fn request_fields(&self) -> Arc<std::collections::HashMap<String, RequestFields>> {
+    /// The request/trace id fields of every file source (see [`Self::set_request_fields`]).
+    pub(crate) fn request_fields(&self) -> Arc<std::collections::HashMap<String, RequestFields>> {
         Arc::clone(
             &self
                 .inner
@@ -177,195 +262,80 @@ impl Sink {
         )
     }
 
-    /// From `deadline` on, writes in progress and new ones give up with
-    /// `SinkError::Stopped` instead of retrying (shutdown's drain deadline).
-    pub fn stop_at(&self, deadline: Instant) {
-        self.inner.deadline.send_replace(Some(deadline));
-    }
-
-    /// The counters and histogram for `/metrics`.
-    pub fn metrics(&self) -> MetricsSnapshot {
-        self.inner.metrics.snapshot(self.inner.breaker.state())
-    }
-
+    /// The state of the write helpers' circuit breaker.
     pub fn circuit(&self) -> CircuitState {
-        self.inner.breaker.state()
+        self.inner.progress.circuit()
+    }
+
+    /// One attempt at writing `rows[i]` for each `i` in `pending`, without retrying: the
+    /// drain loop's step (it owns the retries, the backoff and the breaker).
+    pub(crate) async fn attempt(&self, rows: &[Row<'_>], pending: &[usize]) -> Vec<RowFailure> {
+        let inner = &*self.inner;
+        // The catalog learns of new partitions before their rows are written, so a reader
+        // that finds rows can always find their partition; a partition whose catalog row
+        // failed keeps its rows back for the next attempt.
+        let (ready, mut failures) = inner.catalog.note(&inner.session, rows, pending).await;
+        failures.extend(
+            writer::write(
+                &inner.session,
+                &inner.statements,
+                inner.config.write_mode,
+                inner.config.request_concurrency,
+                rows,
+                &ready,
+            )
+            .await,
+        );
+        self.refused_for_a_missing_table(&mut failures);
+        failures
+    }
+
+    /// A table that vanished makes Cassandra refuse every row as invalid: that is an
+    /// operator's problem (`logship schema apply`), not a reason to dead-letter the
+    /// stream. Decided from the driver's schema metadata, not from the error's text.
+    fn refused_for_a_missing_table(&self, failures: &mut [RowFailure]) {
+        if !failures
+            .iter()
+            .any(|f| matches!(f.failure, Failure::Reject(_)))
+        {
+            return;
+        }
+        let ks = &self.inner.config.keyspace;
+        let state = self.inner.session.get_cluster_state();
+        let present = state.get_keyspace(ks).is_some_and(|k| {
+            ["infrastructure_logs", "application_logs"]
+                .iter()
+                .all(|t| k.tables.contains_key(*t))
+        });
+        if present {
+            return;
+        }
+        for f in failures.iter_mut() {
+            if let Failure::Reject(reason) = &f.failure {
+                f.failure = Failure::Fatal(format!(
+                    "keyspace {ks} or one of its tables is missing (run `logship schema apply`): {reason}"
+                ));
+            }
+        }
+    }
+
+    /// The `[cassandra] request_timeout`.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.inner.config.request_timeout
+    }
+
+    /// The `[cassandra] max_record_bytes` rows are cut to.
+    pub(crate) fn max_record_bytes(&self) -> usize {
+        self.inner.config.max_record_bytes
     }
 
     /// The driver session, for queries of one's own (tests, `logship schema apply`).
     pub fn session(&self) -> &Session {
         &self.inner.session
     }
-
-    async fn write_rows(&self, rows: &[Row<'_>]) -> Result<UnitReport, SinkError> {
-        let inner = &*self.inner;
-        let started = Instant::now();
-        let truncated = rows.iter().filter(|r| r.truncated()).count();
-        inner.metrics.add_truncated(truncated as u64);
-        let mut pending: Vec<usize> = (0..rows.len()).collect();
-        let mut dead = Vec::new();
-        let mut attempts = 0_u32;
-        let mut backoff = Backoff::new(&inner.config.retry);
-        let stopped = |pending: &[usize]| SinkError::Stopped {
-            unwritten: pending.len(),
-            total: rows.len(),
-        };
-        while !pending.is_empty() {
-            let probe = match inner.breaker.permit() {
-                Permit::Full => false,
-                Permit::Probe => true,
-                Permit::Wait(d) => {
-                    if self.until_deadline(tokio::time::sleep(d)).await.is_none() {
-                        return Err(stopped(&pending));
-                    }
-                    continue;
-                }
-            };
-            if attempts > 0 {
-                inner.metrics.add_retry();
-            }
-            attempts += 1;
-            let batch: &[usize] = if probe { &pending[..1] } else { &pending };
-            // The catalog learns of new partitions before their rows are written.
-            let attempt = async {
-                let (ready, mut failures) = inner.catalog.note(&inner.session, rows, batch).await;
-                failures.extend(
-                    writer::write(
-                        &inner.session,
-                        &inner.statements,
-                        inner.config.write_mode,
-                        inner.config.request_concurrency,
-                        rows,
-                        &ready,
-                    )
-                    .await,
-                );
-                failures
-            };
-            let Some(failures) = self.until_deadline(attempt).await else {
-                if probe {
-                    inner
-                        .breaker
-                        .on_failure("shutdown deadline passed during a probe");
-                }
-                return Err(stopped(&pending));
-            };
-            inner.metrics.add_failed_requests(failures.len() as u64);
-            let mut retry_reason = None;
-            let mut failed = Vec::with_capacity(failures.len());
-            for f in failures {
-                match f.failure {
-                    Failure::Retry(reason) => {
-                        retry_reason.get_or_insert(reason);
-                        failed.push(f.index);
-                    }
-                    Failure::Reject(reason) => dead.push((f.index, reason)),
-                    Failure::Fatal(reason) => {
-                        if probe {
-                            inner.breaker.on_failure(&reason);
-                        }
-                        return Err(SinkError::Refused {
-                            what: "a write".to_owned(),
-                            reason,
-                        });
-                    }
-                }
-            }
-            let mut not_written = vec![false; rows.len()];
-            for &i in failed.iter().chain(dead.iter().map(|(i, _)| i)) {
-                not_written[i] = true;
-            }
-            let written_now: Vec<usize> =
-                batch.iter().copied().filter(|&i| !not_written[i]).collect();
-            let sent_ok = written_now.len();
-            self.count_written(rows, &written_now);
-            // Rows not in this attempt (after a probe) stay pending.
-            let untouched = pending.len() - batch.len();
-            let mut next: Vec<usize> = pending[batch.len()..].to_vec();
-            next.extend(failed.iter().copied());
-            next.sort_unstable();
-            pending = next;
-            match retry_reason {
-                None => {
-                    inner.breaker.on_success();
-                    backoff = Backoff::new(&inner.config.retry);
-                }
-                Some(reason) => {
-                    if sent_ok > 0 && !probe {
-                        // Partial progress: the cluster answers; keep going without
-                        // counting towards the breaker, but still pace the retry.
-                        tracing::debug!(failed = failed.len(), error = %reason, "some rows failed; retrying them");
-                    } else {
-                        inner.breaker.on_failure(&reason);
-                    }
-                    let delay = backoff.next_delay();
-                    tracing::debug!(pending = pending.len(), untouched, ?delay, error = %reason, "write attempt failed; retrying");
-                    if self
-                        .until_deadline(tokio::time::sleep(delay))
-                        .await
-                        .is_none()
-                    {
-                        return Err(stopped(&pending));
-                    }
-                }
-            }
-        }
-        let dead_lettered = dead.len();
-        if !dead.is_empty() {
-            let entries = dead
-                .into_iter()
-                .map(|(i, reason)| dead_letter_entry(&rows[i], reason))
-                .collect();
-            inner.dead_letter.write(entries).await?;
-            inner.metrics.add_dead_lettered(dead_lettered as u64);
-        }
-        let elapsed = started.elapsed();
-        inner.metrics.add_unit(elapsed);
-        Ok(UnitReport {
-            written: rows.len() - dead_lettered,
-            dead_lettered,
-            truncated,
-            attempts,
-            elapsed,
-        })
-    }
-
-    fn count_written(&self, rows: &[Row<'_>], written: &[usize]) {
-        let infra = written
-            .iter()
-            .filter(|&&i| matches!(rows[i], Row::Infra(_)))
-            .count() as u64;
-        self.inner
-            .metrics
-            .add_rows(infra, written.len() as u64 - infra);
-    }
-
-    /// Runs `fut` unless the stop deadline passes first (`None` then).
-    async fn until_deadline<F: Future>(&self, fut: F) -> Option<F::Output> {
-        let mut rx = self.inner.deadline.subscribe();
-        let mut fut = std::pin::pin!(fut);
-        loop {
-            let deadline = *rx.borrow_and_update();
-            let expire = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                out = &mut fut => return Some(out),
-                () = expire => return None,
-                changed = rx.changed() => {
-                    if changed.is_err() {
-                        return Some(fut.await);
-                    }
-                }
-            }
-        }
-    }
 }
 
-fn dead_letter_entry(row: &Row<'_>, reason: String) -> DeadLetterEntry {
+pub(crate) fn dead_letter_entry(row: &Row<'_>, reason: String) -> DeadLetterEntry {
     let refused_at = jiff::Timestamp::now().to_string();
     match row {
         Row::Infra(r) => DeadLetterEntry {

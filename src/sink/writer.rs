@@ -11,7 +11,7 @@ use scylla::statement::prepared::PreparedStatement;
 
 use super::config::WriteMode;
 use super::error::SinkError;
-use super::retry::{Failure, classify};
+use super::retry::{Failure, RowFailure, classify, classify_prepare};
 use super::row::Row;
 use super::schema::ident;
 use super::session::describe_execution_error;
@@ -43,24 +43,10 @@ impl Statements {
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
         );
         let prepare = |text: String, table: &'static str| async move {
-            let mut stmt = session.prepare(text).await.map_err(|e| {
-                let reason = e.to_string();
-                let lower = reason.to_ascii_lowercase();
-                if lower.contains("unconfigured table")
-                    || lower.contains("does not exist")
-                    || lower.contains("undefined column")
-                {
-                    SinkError::Schema {
-                        what: format!("table {keyspace}.{table} is missing or outdated"),
-                        reason,
-                    }
-                } else {
-                    SinkError::Refused {
-                        what: format!("the insert into {keyspace}.{table}"),
-                        reason,
-                    }
-                }
-            })?;
+            let mut stmt = session
+                .prepare(text)
+                .await
+                .map_err(|e| classify_prepare(&e, keyspace, table))?;
             // Row ids are deterministic, so a repeated insert rewrites the same row.
             stmt.set_is_idempotent(true);
             Ok::<_, SinkError>(stmt)
@@ -70,13 +56,6 @@ impl Statements {
             app: prepare(app, "application_logs").await?,
         })
     }
-}
-
-/// A row that was not written by this attempt, and why.
-#[derive(Debug, Clone)]
-pub(crate) struct RowFailure {
-    pub index: usize,
-    pub failure: Failure,
 }
 
 /// Sends `rows[i]` for every `i` in `pending`; returns the rows that failed.

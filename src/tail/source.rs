@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use logship_parsers::{Entry, Parser};
 
+use crate::pipeline::heartbeat;
 use crate::pipeline::{FileId, FileRecord, Origin, QueueSender, queue::SendError};
 
 use super::SourceSpec;
@@ -29,6 +30,8 @@ const READ_BUDGET: u64 = 1024 * 1024;
 const READ_BUF: usize = 64 * 1024;
 /// How often a source blocked on a full queue looks for a stop request.
 const SEND_POLL: Duration = Duration::from_millis(100);
+/// A tailer waiting for file events counts as alive until its wait's end plus this.
+const HEARTBEAT_SLACK: Duration = Duration::from_secs(5);
 
 /// Counters of one source, read by metrics.
 #[derive(Debug, Default)]
@@ -120,6 +123,7 @@ impl SourceWorker {
     /// found now. `started` is signalled once they are found and positioned.
     pub(crate) fn run(mut self, first_start: bool, started: Sender<()>) {
         tracing::info!(source = %self.spec.name, "source started");
+        let _alive = heartbeat::register_current(format!("tail:{}", self.spec.name));
         self.rescan(None, first_start && self.spec.read_from == ReadFrom::End);
         self.adopt_rotated();
         let _ = started.send(());
@@ -141,6 +145,7 @@ impl SourceWorker {
                 deadline = deadline.min(t);
             }
             let wait = deadline.saturating_duration_since(now);
+            heartbeat::waiting_until(deadline + HEARTBEAT_SLACK);
             let wakes = self.watcher.wakes().clone();
             crossbeam_channel::select! {
                 recv(self.control) -> _ => {
@@ -374,6 +379,8 @@ impl SourceWorker {
                 Ok(()) => return Ok(()),
                 Err(SendError::Closed(_)) => return Err(Stopped),
                 Err(SendError::Full(r)) => {
+                    // Waiting for room is alive: the sink's thread answers for the wait.
+                    heartbeat::beat();
                     rec = r;
                     if let Ok(Control::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) =
                         self.control.try_recv()

@@ -2,7 +2,7 @@
 //! own counters at scrape time, so the hot paths pay for plain atomics only.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -11,8 +11,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use crate::pipeline::progress::Progress;
 use crate::pipeline::queue::QueueStats;
-use crate::sink::{LATENCY_BOUNDS_SECONDS, Sink};
+use crate::sink::LATENCY_BOUNDS_SECONDS;
 use crate::tail::TailMonitor;
 
 /// Everything a scrape reads.
@@ -20,8 +21,8 @@ use crate::tail::TailMonitor;
 pub struct Probes {
     pub tail: TailMonitor,
     pub queue: Arc<dyn Fn() -> QueueStats + Send + Sync>,
-    /// Set once the sink has connected.
-    pub sink: Arc<OnceLock<Sink>>,
+    /// The drain loop's progress: write counters, breaker, reachability.
+    pub sink: Arc<Progress>,
     /// Records of the agent's own logs read back from a syslog file and not shipped.
     pub own_records_skipped: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -175,20 +176,21 @@ impl Collector for AgentCollector {
             )],
         )?;
 
-        let Some(sink) = self.0.sink.get() else {
-            return gauge(
-                &mut enc,
-                "sink_connected",
-                "1 once connected to Cassandra.",
-                &[(vec![], 0)],
-            );
-        };
+        let sink = &self.0.sink;
         gauge(
             &mut enc,
             "sink_connected",
-            "1 once connected to Cassandra.",
-            &[(vec![], 1)],
+            "1 while the sink's output can be reached (the last write attempt reached a node), 0 before and during an outage.",
+            &[(vec![], i64::from(sink.connected()))],
         )?;
+        let mut family = enc.encode_descriptor(
+            "oldest_unacked_age_seconds",
+            "Age of the oldest record handed to the sink and not acknowledged yet (0 when none waits).",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(sink.oldest_unacked_age().map_or(0.0, |a| a.as_secs_f64()))
+            .encode(family.encode_family(&Vec::<(&str, &str)>::new())?)?;
         let m = sink.metrics();
         counter(
             &mut enc,

@@ -27,6 +27,7 @@ use std::time::Instant;
 use super::super::ack::Refused;
 use super::super::reader::{Batch, FileReader, Key, OpenError, ReadStatus};
 use super::{READ_BUDGET, SourceWorker, Stopped};
+use crate::pipeline::heartbeat;
 
 impl SourceWorker {
     /// At start-up, finds files that were rotated out of the patterns while the agent was
@@ -335,6 +336,7 @@ impl SourceWorker {
         }
         let parser = Arc::clone(&self.parser);
         loop {
+            heartbeat::beat();
             let Some(r) = self.readers.get_mut(&key) else {
                 return Ok(false);
             };
