@@ -146,7 +146,9 @@ fn split_row<'a>(
         }
         let slot = match columns.get_mut(count) {
             Some(slot) => slot,
-            None => later.last_mut().ok_or_else(|| ParseError::new("csvlog: no column"))?,
+            None => later
+                .last_mut()
+                .ok_or_else(|| ParseError::new("csvlog: no column"))?,
         };
         count += 1;
         let rest = row.get(pos..).unwrap_or_default();
@@ -317,8 +319,7 @@ mod tests {
                 .parse(row.as_bytes())
                 .unwrap_or_else(|e| panic!("{count} columns: {e}"));
             assert_eq!(
-                parsed.message,
-                "terminating connection due to idle-in-transaction timeout",
+                parsed.message, "terminating connection due to idle-in-transaction timeout",
                 "{count}"
             );
             assert_eq!(parsed.field("sql_state"), Some("25P03"), "{count}");
