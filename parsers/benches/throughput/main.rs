@@ -253,13 +253,14 @@ fn main() -> std::io::Result<()> {
     let dir = std::env::temp_dir().join("logship-bench");
     std::fs::create_dir_all(&dir)?;
     println!(
-        "one core, release build{}; samples in {}",
+        "one core, release build{}; samples in {}; load average at start: {}",
         if settings.quick {
             ", --quick"
         } else {
             ", best of 3"
         },
-        dir.display()
+        dir.display(),
+        load_average()
     );
     println!(
         "{:<14} {:>9} {:>13} {:>13} {:>11} {:>7} {:>13} {:>13} {:>7}",
@@ -309,5 +310,13 @@ fn main() -> std::io::Result<()> {
             println!("{:<14} first parse error: {error}", "");
         }
     }
+    println!("load average at end: {}", load_average());
     Ok(())
+}
+
+/// The machine is shared: numbers are read beside its load.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }

@@ -27,6 +27,12 @@ use crate::{Level, ParseError, Parsed, Parser, SpecError};
 ///
 /// Bytes after the last literal of the format are accepted when they start with a space
 /// (fields appended to a known format); they remain in the message only.
+///
+/// A line with more in front of the format than it describes (a `$host` before
+/// `combined`, a forwarded-for address list before `$remote_addr`) is a parse error, not a
+/// line with shifted fields: variables nginx writes as one word (addresses, ports, sizes,
+/// times, `$host`) must not hold a space. Such files need a `log_format` that names what is
+/// in front, e.g. `$host $remote_addr - $remote_user ...` (see docs/parsers.md).
 #[derive(Debug, Clone)]
 pub struct AccessParser {
     format: LogFormat,
@@ -89,6 +95,16 @@ impl Parser for AccessParser {
             }
             match slot.role {
                 Role::Plain => {}
+                Role::Word => {
+                    if memchr::memchr2(b' ', b'\t', value).is_some() {
+                        return Err(ParseError::new(format!(
+                            "${} has a space in it: {:?}; the log_format does not describe \
+                             this line (text in front of the format, such as a $host?)",
+                            slot.name,
+                            crate::record::text(truncated(value))
+                        )));
+                    }
+                }
                 Role::Status => parsed.level = level_of_status(value, &slot.name)?,
                 Role::Request => {
                     parsed.push(Cow::Borrowed(&*slot.name), line.value(value));
@@ -416,6 +432,35 @@ mod tests {
         assert!(err.reason.contains("after the end"), "{err}");
         let p = AccessParser::new("[$time_local] $status").unwrap();
         assert!(p.parse(b"10/Oct/2000:13:55:36 +0000] 200").is_err());
+    }
+
+    #[test]
+    fn text_in_front_of_the_format_is_an_error_not_shifted_fields() {
+        let p = AccessParser::new(COMBINED).unwrap();
+        let vhost = format!("lessons.example.com {LINE}");
+        let err = p.parse(vhost.as_bytes()).unwrap_err();
+        assert!(
+            err.reason.starts_with(
+                r#"$remote_addr has a space in it: "lessons.example.com 203.0.113.9""#
+            ),
+            "{err}"
+        );
+        let list =
+            r#"10.0.0.2, 10.0.0.1 - - [10/Oct/2000:13:55:36 +0000] "GET / HTTP/1.1" 200 1 "-" "-""#;
+        assert!(p.parse(list.as_bytes()).is_err());
+
+        let vhost_combined = format!("$host {COMBINED}");
+        let vhost_parser = AccessParser::new(&vhost_combined).unwrap();
+        let parsed = vhost_parser.parse(vhost.as_bytes()).unwrap();
+        assert_eq!(parsed.field("host"), Some("lessons.example.com"));
+        assert_eq!(parsed.field("remote_addr"), Some("203.0.113.9"));
+        // Free-text variables keep their spaces.
+        let p = AccessParser::new(r#"$remote_addr "$http_x_forwarded_for""#).unwrap();
+        let parsed = p.parse(br#"::1 "10.0.0.2, 10.0.0.1""#).unwrap();
+        assert_eq!(
+            parsed.field("http_x_forwarded_for"),
+            Some("10.0.0.2, 10.0.0.1")
+        );
     }
 
     #[test]

@@ -23,6 +23,11 @@ pub(crate) enum Role {
     Status,
     /// `$request`: split into `method`, `path`, `protocol`.
     Request,
+    /// A variable nginx always writes as one word (an address, a port, a number, the
+    /// host name): a value with a space in it means the line has text the format does not
+    /// describe (a `$host` in front of `combined`, a forwarded-for list), and the values
+    /// would be shifted, so the line is a parse error instead.
+    Word,
 }
 
 impl Role {
@@ -33,6 +38,23 @@ impl Role {
             "msec" => Role::Msec,
             "status" => Role::Status,
             "request" => Role::Request,
+            "remote_addr"
+            | "realip_remote_addr"
+            | "server_addr"
+            | "remote_port"
+            | "realip_remote_port"
+            | "server_port"
+            | "host"
+            | "body_bytes_sent"
+            | "bytes_sent"
+            | "request_length"
+            | "request_time"
+            | "connection"
+            | "connection_requests"
+            | "pid"
+            | "request_id"
+            | "scheme"
+            | "server_protocol" => Role::Word,
             _ => Role::Plain,
         }
     }

@@ -1,9 +1,10 @@
 //! PostgreSQL's `csvlog`: one CSV row per entry, fields quoted with `""` escapes, raw
 //! newlines inside quoted fields (an entry then spans lines while a quote is open).
 //!
-//! The column set grew over releases and is told apart by the column count: 22 (8.4),
-//! 23 (9.0–12, `application_name`), 24 (13, `backend_type`), 26 (14+, `leader_pid`,
-//! `query_id`).
+//! The column set grew over releases, always by appending: 22 (8.3–8.4), 23 (9.0–12,
+//! `application_name`), 24 (13, `backend_type`), 26 (14+, `leader_pid`, `query_id`).
+//! Columns are read by position, so a row of any count from 22 up parses: a column a
+//! release added after these is kept as `column_N` (N counted from 1) rather than lost.
 
 use std::borrow::Cow;
 
@@ -51,6 +52,8 @@ const CONNECTION_FROM: usize = 4;
 const SESSION_START: usize = 8;
 const SEVERITY: usize = 11;
 const MESSAGE: usize = 13;
+/// The fewest columns PostgreSQL has written (8.3).
+const MIN_COLUMNS: usize = 22;
 
 /// Parser for `csvlog` files.
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,10 +66,11 @@ impl CsvParser {
 
     fn parse_entry<'a>(&self, entry: &'a [u8]) -> ZonedParse<'a> {
         let mut columns: [Cow<'a, str>; 26] = Default::default();
-        let count = split_row(entry, &mut columns)?;
-        if !matches!(count, 22 | 23 | 24 | 26) {
+        let mut later = Vec::new();
+        let count = split_row(entry, &mut columns, &mut later)?;
+        if count < MIN_COLUMNS {
             return Err(ParseError::new(format!(
-                "csvlog row has {count} columns (expected 22, 23, 24 or 26)"
+                "csvlog row has {count} columns (PostgreSQL writes at least {MIN_COLUMNS})"
             )));
         }
         let time = timestamp::parse_exact(columns[LOG_TIME].as_bytes())
@@ -87,6 +91,9 @@ impl CsvParser {
                 (SEVERITY, None) => fields::push_text(&mut parsed, "severity", value),
                 (LOG_TIME | MESSAGE, None) | (_, None) => {}
             }
+        }
+        for (index, value) in (COLUMNS.len() + 1..).zip(later) {
+            fields::push_text(&mut parsed, later_column(index), value);
         }
         fields::push_duration(&mut parsed);
         Ok((parsed, zone_error))
@@ -118,16 +125,31 @@ impl Parser for CsvParser {
     }
 }
 
-/// Splits one CSV row into `columns`; returns how many there were. Quoted fields borrow
-/// from the row unless they contain `""` escapes.
-fn split_row<'a>(row: &'a [u8], columns: &mut [Cow<'a, str>; 26]) -> Result<usize, ParseError> {
+/// The field name of a column beyond the known ones (`index` counts from 1).
+fn later_column(index: usize) -> Cow<'static, str> {
+    Cow::Owned(format!("column_{index}"))
+}
+
+/// Splits one CSV row into `columns`, and columns past those into `later`; returns how many
+/// there were. Quoted fields borrow from the row unless they contain `""` escapes.
+fn split_row<'a>(
+    row: &'a [u8],
+    columns: &mut [Cow<'a, str>; 26],
+    later: &mut Vec<Cow<'a, str>>,
+) -> Result<usize, ParseError> {
     let row = crate::record::strip_cr(row);
     let mut pos = 0;
     let mut count = 0;
     loop {
-        let slot = columns
-            .get_mut(count)
-            .ok_or_else(|| ParseError::new("csvlog row has more than 26 columns"))?;
+        if count >= columns.len() {
+            later.push(Cow::Borrowed(""));
+        }
+        let slot = match columns.get_mut(count) {
+            Some(slot) => slot,
+            None => later
+                .last_mut()
+                .ok_or_else(|| ParseError::new("csvlog: no column"))?,
+        };
         count += 1;
         let rest = row.get(pos..).unwrap_or_default();
         let (value, used) = if rest.first() == Some(&b'"') {
@@ -252,8 +274,79 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
-        let many = ",".repeat(40);
-        assert!(CsvParser.parse(many.as_bytes()).is_err());
+        let err = CsvParser
+            .parse(b"2021-02-14 10:45:48.164 UTC,a,b,1,,s,1,,,,,LOG,,m")
+            .unwrap_err();
+        assert_eq!(
+            err.reason,
+            "csvlog row has 14 columns (PostgreSQL writes at least 22)"
+        );
+    }
+
+    /// A PG 13 row (24 columns) cut or extended to `count` columns.
+    fn row_with(count: usize) -> String {
+        let mut columns: Vec<String> = split_for_test(PG13);
+        columns.truncate(count);
+        while columns.len() < count {
+            columns.push(format!("\"extra {}\"", columns.len() + 1));
+        }
+        columns.join(",")
+    }
+
+    fn split_for_test(row: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut current = String::new();
+        let mut quoted = false;
+        for c in row.chars() {
+            match c {
+                '"' => {
+                    quoted = !quoted;
+                    current.push(c);
+                }
+                ',' if !quoted => out.push(std::mem::take(&mut current)),
+                _ => current.push(c),
+            }
+        }
+        out.push(current);
+        out
+    }
+
+    #[test]
+    fn every_column_count_from_22_up_parses_by_position() {
+        for count in 22..=30 {
+            let row = row_with(count);
+            let parsed = CsvParser
+                .parse(row.as_bytes())
+                .unwrap_or_else(|e| panic!("{count} columns: {e}"));
+            assert_eq!(
+                parsed.message, "terminating connection due to idle-in-transaction timeout",
+                "{count}"
+            );
+            assert_eq!(parsed.field("sql_state"), Some("25P03"), "{count}");
+            let app = (count >= 23).then_some("psql");
+            assert_eq!(parsed.field("application_name"), app, "{count}");
+            let backend = (count >= 24).then_some("client backend");
+            assert_eq!(parsed.field("backend_type"), backend, "{count}");
+            assert_eq!(
+                parsed.field("leader_pid"),
+                (count >= 25).then_some("extra 25"),
+                "{count}"
+            );
+            assert_eq!(
+                parsed.field("query_id"),
+                (count >= 26).then_some("extra 26"),
+                "{count}"
+            );
+            for later in 27..=count {
+                let want = format!("extra {later}");
+                assert_eq!(
+                    parsed.field(&format!("column_{later}")),
+                    Some(want.as_str()),
+                    "{count}"
+                );
+            }
+            assert_eq!(parsed.field(&format!("column_{}", count + 1)), None);
+        }
     }
 
     #[test]

@@ -12,7 +12,11 @@ use crate::{ParseError, Parsed, Record, RecordContext};
 
 /// Adds a text field unless it carries nothing: empty, or PostgreSQL's `[unknown]`
 /// placeholder (written for user, database and application name before they are known).
-pub(crate) fn push_text<'a>(parsed: &mut Parsed<'a>, key: &'static str, value: Cow<'a, str>) {
+pub(crate) fn push_text<'a>(
+    parsed: &mut Parsed<'a>,
+    key: impl Into<Cow<'a, str>>,
+    value: Cow<'a, str>,
+) {
     if !value.is_empty() && value != "[unknown]" {
         parsed.push(key, value);
     }

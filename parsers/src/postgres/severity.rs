@@ -45,7 +45,8 @@ impl Label {
         }
     }
 
-    /// The word PostgreSQL prints.
+    /// The word PostgreSQL prints (the property tests write lines with it).
+    #[cfg(test)]
     pub const fn word(self) -> &'static str {
         match self {
             Label::Detail => "DETAIL",

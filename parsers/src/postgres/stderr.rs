@@ -1,12 +1,17 @@
 //! PostgreSQL's stderr log (`log_destination = stderr`, the logging collector's files):
 //! `log_line_prefix`, then `SEVERITY:  message`.
 //!
-//! An entry is its first line, the TAB-indented lines PostgreSQL writes for newlines inside
-//! the message, and the `DETAIL:`/`HINT:`/`CONTEXT:`/`STATEMENT:`/`QUERY:`/`LOCATION:` lines
-//! the same process writes right after it (each with its own TAB continuations). A blank line
-//! also continues the pending entry and is dropped: PostgreSQL never writes one itself (a
-//! newline in a message is always followed by a TAB), so blank lines are noise from other
-//! writers, not worth a record each.
+//! Only a line that matches the `log_line_prefix` followed by a severity (`LOG:`, `ERROR:`,
+//! ...) starts an entry. Every other line continues the pending one, however it is indented:
+//! the TAB-indented lines PostgreSQL writes for newlines inside a message, lines with spaces
+//! or no indentation at all (other writers to the same stderr: `archive_command`, extensions,
+//! `TRAP:` lines), and blank lines; pgbadger and lnav read these files the same way. The
+//! `DETAIL:`/`HINT:`/`CONTEXT:`/`STATEMENT:`/`QUERY:`/`LOCATION:` lines the same process
+//! writes right after an entry also continue it. Blank lines are dropped from the message:
+//! PostgreSQL never writes one itself (a newline in a message is always followed by a TAB).
+//!
+//! The severity words are PostgreSQL's English ones: with a translated `lc_messages` no line
+//! matches, so the server must log with `lc_messages = 'C'` (as pgbadger also requires).
 
 use std::borrow::Cow;
 
@@ -95,7 +100,8 @@ impl StderrParser {
                 label,
                 line.get(header_at + message_at..).unwrap_or_default(),
             ),
-            // Not something PostgreSQL writes inside an entry; keep it rather than lose it.
+            // A line another writer put between PostgreSQL's (see the module docs): it
+            // continues the message or the part it follows, as it was written.
             _ => sections.append(line),
         }
     }
@@ -121,18 +127,16 @@ impl Parser for StderrParser {
         fields::lenient(self.parse_entry(entry), entry, ctx, read_time)
     }
 
+    /// Only a line that matches the prefix and a severity starts an entry (see the module
+    /// docs); a labelled line continues the entry of the same process.
     fn continues(&self, pending: &[u8], line: &[u8]) -> bool {
         let line = crate::record::strip_cr(line);
         match line.first() {
             None | Some(b'\t') => return true,
             Some(_) => {}
         }
-        // Most lines start entries: skip the full prefix match unless a label word is there.
-        if !has_label_word(line) {
-            return false;
-        }
         let Some(matched) = self.prefix.match_line(line) else {
-            return false;
+            return true;
         };
         if !matches!(matched.header.word, Word::Label(_)) {
             return false;
@@ -151,16 +155,6 @@ impl Parser for StderrParser {
     fn name(&self) -> &'static str {
         "postgres"
     }
-}
-
-/// Whether some `:` in `line` follows one of the label words (`DETAIL:`, ...).
-fn has_label_word(line: &[u8]) -> bool {
-    memchr::memchr_iter(b':', line).any(|colon| {
-        let before = line.get(..colon).unwrap_or_default();
-        Label::ALL
-            .iter()
-            .any(|label| before.ends_with(label.word().as_bytes()))
-    })
 }
 
 /// The message and the labelled parts of one entry, as they are read line by line.
@@ -357,6 +351,44 @@ mod tests {
             "duration: 1.5 ms  statement: select 1;\nselect 2;"
         );
         assert_eq!(second.field("duration_ms"), Some("1.5"));
+    }
+
+    #[test]
+    fn lines_without_the_prefix_continue_the_entry_whatever_their_indentation() {
+        let p = parser("%m [%p] ");
+        let log = "\
+2024-03-01 10:00:00.000 UTC [7] LOG:  archive command failed with exit code 1
+  rsync: connection unexpectedly closed (0 bytes received so far)
+rsync error: error in rsync protocol data stream (code 12)
+
+2024-03-01 10:00:00.000 UTC [7] DETAIL:  The failed archive command was: rsync %p
+    standby:/archive/%f
+2024-03-01 10:00:01.000 UTC [8] LOG:  next entry
+TRAP: FailedAssertion(\"x\", File: \"y.c\", Line: 1)";
+        let entries = entries(&p, log);
+        assert_eq!(entries.len(), 2, "{entries:#?}");
+        let first = p.parse(&entries[0]).unwrap();
+        assert_eq!(
+            first.message,
+            "archive command failed with exit code 1\n  rsync: connection unexpectedly closed \
+             (0 bytes received so far)\nrsync error: error in rsync protocol data stream (code 12)"
+        );
+        assert_eq!(
+            first.field("detail"),
+            Some("The failed archive command was: rsync %p\n    standby:/archive/%f")
+        );
+        let second = p.parse(&entries[1]).unwrap();
+        assert_eq!(
+            second.message,
+            "next entry\nTRAP: FailedAssertion(\"x\", File: \"y.c\", Line: 1)"
+        );
+        assert_eq!(second.field("pid"), Some("8"));
+
+        assert!(p.continues(b"x", b"no indentation"));
+        assert!(p.continues(b"x", b"   spaces"));
+        assert!(p.continues(b"x", b""));
+        // A prefix without a severity after it is not a line PostgreSQL wrote.
+        assert!(p.continues(b"x", b"2024-03-01 10:00:00.000 UTC [9] hello"));
     }
 
     #[test]

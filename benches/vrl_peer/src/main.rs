@@ -1,0 +1,294 @@
+//! Peer benchmark (issue 14): `logship parse --count`'s path, Vector's parsers and a plain
+//! Python `re` parser, on the same files, in the same run.
+//!
+//! - **logship**: what `logship parse --count` does per line: assemble the entry, parse it,
+//!   own it into a `Record` (the daemon's path up to the queue).
+//! - **vrl**: the `vrl` crate from crates.io, its compiler and standard library, running the
+//!   program a Vector user writes (`. = parse_nginx_log!(.message, "combined")`,
+//!   `. = parse_syslog!(.message)`) on an event holding the line as `.message`, as
+//!   Vector's `remap` transform does.
+//! - **python re**: `parsers/benches/re_baseline.py --no-time`: a compiled regex that
+//!   matches the line and builds the dict (no `strptime`), as in the issue's measurement.
+//!
+//! Also prints allocations per record for logship and VRL (a counting global allocator),
+//! and the load average before and after, since the machine is shared.
+//!
+//! `cargo run --release --manifest-path benches/vrl_peer/Cargo.toml [-- --quick]
+//! [-- --no-python]`. Sample files are the parsers throughput benchmark's (same generator,
+//! same seed), kept in the system temp directory between runs.
+
+#[path = "../../../parsers/benches/throughput/alloc_count.rs"]
+mod alloc_count;
+#[path = "../../../parsers/benches/throughput/samples.rs"]
+#[allow(dead_code)]
+mod samples;
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use logship_parsers::{Assembler, Format, FormatSpec, Parser, RecordContext};
+use vrl::compiler::{Context, Program, TargetValue, TimeZone, state::RuntimeState};
+use vrl::value::{ObjectMap, Secrets, Value};
+
+#[global_allocator]
+static ALLOCATOR: alloc_count::CountingAllocator = alloc_count::CountingAllocator;
+
+/// The parsers throughput benchmark's sample version: the files are shared with it.
+const SAMPLE_VERSION: u32 = 1;
+
+struct Settings {
+    quick: bool,
+    python: bool,
+}
+
+impl Settings {
+    fn from_args() -> Settings {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        Settings {
+            quick: args.iter().any(|a| a == "--quick"),
+            python: !args.iter().any(|a| a == "--no-python"),
+        }
+    }
+
+    fn lines(&self, format: Format) -> usize {
+        match (format, self.quick) {
+            (Format::Nginx, false) => 1_000_000,
+            (_, false) => 300_000,
+            (Format::Nginx, true) => 100_000,
+            (_, true) => 20_000,
+        }
+    }
+
+    fn runs(&self) -> usize {
+        if self.quick { 1 } else { 3 }
+    }
+}
+
+/// The formats compared, and the VRL program a Vector user writes for each.
+const CASES: [(Format, &str); 2] = [
+    (
+        Format::Nginx,
+        r#". = parse_nginx_log!(.message, "combined")"#,
+    ),
+    (Format::Syslog, ". = parse_syslog!(.message)"),
+];
+
+struct Line<'a> {
+    bytes: &'a [u8],
+    start: u64,
+    end: u64,
+}
+
+fn split_lines(content: &[u8]) -> Vec<Line<'_>> {
+    let mut lines = Vec::new();
+    let mut start = 0usize;
+    for newline in memchr::memchr_iter(b'\n', content) {
+        lines.push(Line {
+            bytes: &content[start..newline],
+            start: start as u64,
+            end: newline as u64 + 1,
+        });
+        start = newline + 1;
+    }
+    lines
+}
+
+/// `logship parse --count`'s path: assemble, parse, own into a `Record`. Returns the count
+/// of records and of parse errors.
+fn logship_pass(parser: &dyn Parser, lines: &[Line<'_>], ctx: &RecordContext) -> (usize, usize) {
+    let now = Timestamp::now();
+    let mut assembler = Assembler::new(1 << 20);
+    let (mut records, mut errors) = (0, 0);
+    let mut ship = |bytes: &[u8]| {
+        let record = black_box(parser.record(bytes, ctx, now));
+        records += 1;
+        errors += usize::from(record.parse_error.is_some());
+    };
+    for line in lines {
+        if let Some(entry) = assembler.push(parser, line.bytes, line.start, line.end) {
+            ship(&entry.bytes);
+        }
+    }
+    if let Some(entry) = assembler.flush() {
+        ship(&entry.bytes);
+    }
+    (records, errors)
+}
+
+/// The VRL program on every line, each as a fresh event `{"message": line}`. Returns the
+/// count of events and of runtime errors (a line the function rejects).
+fn vrl_pass(program: &Program, lines: &[Line<'_>]) -> (usize, usize) {
+    // UTC for timestamps without a zone (RFC 3164), as logship's `timezone = "UTC"`.
+    let tz = TimeZone::Named(chrono_tz::UTC);
+    let mut state = RuntimeState::default();
+    let mut errors = 0;
+    for line in lines {
+        let mut event = ObjectMap::new();
+        event.insert(
+            "message".into(),
+            Value::Bytes(bytes::Bytes::copy_from_slice(line.bytes)),
+        );
+        let mut target = TargetValue {
+            value: Value::Object(event),
+            metadata: Value::Object(BTreeMap::new()),
+            secrets: Secrets::default(),
+        };
+        let mut ctx = Context::new(&mut target, &mut state, &tz);
+        errors += usize::from(program.resolve(&mut ctx).is_err());
+        black_box(&target.value);
+        state.clear();
+    }
+    (lines.len(), errors)
+}
+
+fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let mut best = Duration::MAX;
+    let mut out = None;
+    for _ in 0..runs {
+        let start = Instant::now();
+        let value = f();
+        best = best.min(start.elapsed());
+        out = Some(value);
+    }
+    (best, out.expect("at least one run"))
+}
+
+fn sample_file(dir: &Path, format: Format, lines: usize) -> std::io::Result<PathBuf> {
+    let path = dir.join(format!("{}-{lines}-v{SAMPLE_VERSION}.log", format.name()));
+    if !path.exists() {
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, samples::generate(format, lines))?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    Ok(path)
+}
+
+/// Lines per second of the Python baseline, or why there is none.
+fn python_rate(format: Format, path: &Path) -> Result<f64, String> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../parsers/benches/re_baseline.py"
+    );
+    let output = Command::new("python3")
+        .arg(script)
+        .arg("--no-time")
+        .arg(format.name())
+        .arg(path)
+        .output()
+        .map_err(|e| format!("python3 not run: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "python baseline failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("bad report: {e}"))?;
+    report["lines_per_second"]
+        .as_f64()
+        .ok_or_else(|| "no lines_per_second in the report".into())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn rate(r: f64) -> String {
+    if r >= 1e6 {
+        format!("{:.2} M", r / 1e6)
+    } else {
+        format!("{:.0} k", r / 1e3)
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let settings = Settings::from_args();
+    let dir = std::env::temp_dir().join("logship-bench");
+    std::fs::create_dir_all(&dir)?;
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    println!(
+        "one core each, release build, {}; {cores} cores; load average at start: {}",
+        if settings.quick {
+            "--quick (1 run)"
+        } else {
+            "best of 3"
+        },
+        load_average()
+    );
+    println!(
+        "{:<8} {:>9} {:>12} {:>12} {:>12} {:>9} {:>9} {:>15} {:>12} {:>8}",
+        "format",
+        "lines",
+        "logship/s",
+        "vrl/s",
+        "python re/s",
+        "vs vrl",
+        "vs python",
+        "allocs/record",
+        "allocs/event",
+        "errors"
+    );
+    println!(
+        "{:<8} {:>9} {:>12} {:>12} {:>12} {:>9} {:>9} {:>15} {:>12} {:>8}",
+        "", "", "(record)", "(program)", "(no time)", "", "", "(logship)", "(vrl)", "ls/vrl"
+    );
+    let functions = vrl::stdlib::all();
+    for (format, source) in CASES {
+        let path = sample_file(&dir, format, settings.lines(format))?;
+        let content = std::fs::read(&path)?;
+        let lines = split_lines(&content);
+        let n = lines.len() as f64;
+
+        let parser = FormatSpec {
+            timezone: (format != Format::Nginx).then(|| "UTC".into()),
+            ..FormatSpec::new(format)
+        }
+        .build()?;
+        let ctx = RecordContext::new(format.name(), "bench-host");
+        let (elapsed, (records, ls_errors)) =
+            best_of(settings.runs(), || logship_pass(&*parser, &lines, &ctx));
+        let logship_rate = records as f64 / elapsed.as_secs_f64();
+        let (_, allocs) = alloc_count::count(|| logship_pass(&*parser, &lines, &ctx));
+        let logship_allocs = allocs as f64 / records as f64;
+
+        let compiled = vrl::compiler::compile(source, &functions)
+            .map_err(|d| format!("VRL program {source:?} does not compile: {d:?}"))?;
+        let program = compiled.program;
+        let (elapsed, (events, vrl_errors)) =
+            best_of(settings.runs(), || vrl_pass(&program, &lines));
+        let vrl_rate = events as f64 / elapsed.as_secs_f64();
+        let (_, allocs) = alloc_count::count(|| vrl_pass(&program, &lines));
+        let vrl_allocs = allocs as f64 / events as f64;
+
+        let python = settings.python.then(|| python_rate(format, &path));
+        let (python_col, python_ratio) = match &python {
+            Some(Ok(p)) => (rate(*p), format!("{:.1}x", logship_rate / p)),
+            Some(Err(_)) => ("failed".into(), "n/a".into()),
+            None => ("skipped".into(), "n/a".into()),
+        };
+        println!(
+            "{:<8} {:>9} {:>12} {:>12} {:>12} {:>9} {:>9} {:>15.2} {:>12.2} {:>8}",
+            format.name(),
+            n,
+            rate(logship_rate),
+            rate(vrl_rate),
+            python_col,
+            format!("{:.1}x", logship_rate / vrl_rate),
+            python_ratio,
+            logship_allocs,
+            vrl_allocs,
+            format!("{ls_errors}/{vrl_errors}"),
+        );
+        if let Some(Err(e)) = python {
+            println!("{:<8} python: {e}", "");
+        }
+    }
+    println!("load average at end: {}", load_average());
+    Ok(())
+}
