@@ -287,6 +287,19 @@ impl Sink {
             .await,
         );
         self.refused_for_a_missing_table(&mut failures);
+        // A request that reached no node (a closed pool, an empty plan) is told by the
+        // driver without an address: name the contact points, so `/health` and the logs
+        // say which cluster cannot be reached.
+        for f in &mut failures {
+            if let Failure::Unreachable(reason) = &mut f.failure {
+                if !reason.starts_with("cannot reach Cassandra at ") {
+                    *reason = format!(
+                        "cannot reach Cassandra at {}: {reason}",
+                        inner.config.endpoints_display()
+                    );
+                }
+            }
+        }
         failures
     }
 

@@ -81,7 +81,7 @@ pub(crate) fn checkpoint_loop(
             Err(e) if stopping => return Err(e),
             Err(e) => {
                 if !failing {
-                    tracing::error!(error = %format!("{e:#}"), "cannot write checkpoints; will retry");
+                    tracing::error!(error = %with_causes(&e), "cannot write checkpoints; will retry");
                     failing = true;
                 }
             }
@@ -90,4 +90,17 @@ pub(crate) fn checkpoint_loop(
             return Ok(());
         }
     }
+}
+
+/// `e` and every cause under it, `outer: inner: ...`. A `thiserror` error prints only its
+/// own message, and the cause (`No space left on device`) is what the operator needs.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
