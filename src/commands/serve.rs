@@ -39,7 +39,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "logship serve: listening on http://{bound}/ (keyspace {} on {}{})",
             cassandra.keyspace,
             cassandra.endpoints_display(),
-            if token.is_some() { ", bearer token required" } else { "" }
+            if token.is_some() {
+                ", bearer token required"
+            } else {
+                ""
+            }
         );
         let server = Server::new(reader, token, serve.max_limit);
         logship::serve::serve(listener, server, shutdown_signal())

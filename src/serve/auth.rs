@@ -53,7 +53,11 @@ impl Token {
         if given.len() != want.len() {
             return false;
         }
-        given.iter().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        given
+            .iter()
+            .zip(want)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
     }
 }
 

@@ -42,7 +42,8 @@ pub fn request(
 ) -> std::io::Result<Answer> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (name, value) in headers {
         req.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -224,7 +225,8 @@ impl EventStream {
                 return;
             };
             let size_text = String::from_utf8_lossy(&self.raw[..eol]).into_owned();
-            let Ok(size) = usize::from_str_radix(size_text.trim().split(';').next().unwrap_or(""), 16)
+            let Ok(size) =
+                usize::from_str_radix(size_text.trim().split(';').next().unwrap_or(""), 16)
             else {
                 return;
             };
