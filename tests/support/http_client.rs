@@ -68,6 +68,14 @@ pub fn request(
         while let Some(chunk) = read_chunk(&mut reader)? {
             raw.extend_from_slice(&chunk);
         }
+    } else if let Some(len) = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+    {
+        // Some servers (chromedriver) keep the connection open despite `Connection: close`.
+        raw.resize(len, 0);
+        reader.read_exact(&mut raw)?;
     } else {
         reader.read_to_end(&mut raw)?;
     }
