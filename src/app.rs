@@ -474,6 +474,11 @@ impl SinkThread {
                 Ok(sink) => {
                     info!(contact_points = %self.config.raw.cassandra.endpoints_display(), "connected to Cassandra");
                     self.shared.set_problem(None);
+                    sink.set_request_fields(
+                        (self.config.raw.sources.iter())
+                            .map(|s| (s.name.clone(), s.request_fields()))
+                            .collect(),
+                    );
                     let _ = self.slot.set(sink.clone());
                     return Some(sink);
                 }

@@ -30,6 +30,90 @@ pub enum Command {
     },
     /// Serve the logs read-only over HTTP: a JSON API and a log explorer page.
     Serve(ServeArgs),
+    /// Read logs back from Cassandra: filter, follow, count (docs/query.md).
+    Query(QueryArgs),
+}
+
+/// `logship query`: journalctl's habits over the fleet's logs in Cassandra.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Only this source or service (repeatable).
+    #[arg(long = "source", short = 'u', value_name = "S")]
+    pub sources: Vec<String>,
+    /// Only this host (repeatable).
+    #[arg(long = "host", short = 'H', value_name = "H")]
+    pub hosts: Vec<String>,
+    /// Only this level or more severe: debug, info, notice, warning, err, crit, alert, emerg, or 0-7.
+    #[arg(long = "priority", short = 'p', value_name = "LEVEL")]
+    pub priority: Option<String>,
+    /// Rows at or after this time: `1h ago`, `today`, `yesterday`, `2025-06-01 13:00`, RFC 3339.
+    #[arg(long, short = 'S', value_name = "T")]
+    pub since: Option<String>,
+    /// Rows before this time (same forms as --since).
+    #[arg(long, short = 'U', value_name = "T")]
+    pub until: Option<String>,
+    /// Print the newest N rows (default 100 without --since; all rows in the range with it).
+    #[arg(long, short = 'n', value_name = "N")]
+    pub lines: Option<usize>,
+    /// Keep printing new rows as they are written, until interrupted.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only rows whose message matches this regular expression.
+    #[arg(long = "grep", short = 'g', value_name = "REGEX")]
+    pub grep: Option<String>,
+    /// Every row of this request id, across sources (SAI).
+    #[arg(long, value_name = "ID")]
+    pub request_id: Option<String>,
+    /// Every row of this trace id (SAI).
+    #[arg(long, value_name = "ID")]
+    pub trace_id: Option<String>,
+    /// Only rows whose field KEY equals VALUE (repeatable).
+    #[arg(long = "field", value_name = "K=V")]
+    pub fields: Vec<String>,
+    /// short (default), short-iso, json (one object per line), cat (message only).
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputArg::Short)]
+    pub output: OutputArg,
+    /// Newest first.
+    #[arg(long, short = 'r')]
+    pub reverse: bool,
+    /// infrastructure, application or all.
+    #[arg(long, default_value = "all", value_name = "TABLE")]
+    pub table: String,
+    /// Print times in UTC instead of the local zone.
+    #[arg(long)]
+    pub utc: bool,
+    /// List the streams (table, source, host) seen in the range (default: the last 24 h).
+    #[arg(long, conflicts_with_all = ["follow", "count"])]
+    pub list_sources: bool,
+    /// Count rows per source per level per interval (default range: the last 24 h).
+    #[arg(long, conflicts_with = "follow")]
+    pub count: bool,
+    /// What --count groups by besides source and interval (only `level`).
+    #[arg(long, value_enum, default_value_t = CountBy::Level, requires = "count")]
+    pub by: CountBy,
+    /// The --count interval (`10m`, `1h`, `1d`).
+    #[arg(long, default_value = "1h", requires = "count", value_name = "SPAN")]
+    pub interval: String,
+    /// Print nothing on stderr about what was queried.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// The agent's config file; its `[cassandra]` section names the cluster and keyspace.
+    /// Without one, /etc/logship/logship.toml if it exists, else 127.0.0.1:9042, logship.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputArg {
+    Short,
+    ShortIso,
+    Json,
+    Cat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CountBy {
+    Level,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ use crate::cli::{Cli, Command};
 
 mod check_config;
 mod parse;
+mod query;
 mod schema;
 mod serve;
 
@@ -16,5 +17,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Parse(args) => parse::run(args),
         Command::Schema { action } => schema::run(action),
         Command::Serve(args) => serve::run(args),
+        Command::Query(args) => query::run(args),
     }
 }

@@ -20,10 +20,13 @@ pub fn run(action: SchemaAction) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(async {
+            let added = runtime.block_on(async {
                 let session = session::connect(&config).await?;
-                schema::apply(&session, &config).await
+                schema::apply_reporting(&session, &config).await
             })?;
+            for column in &added {
+                println!("added column {column}");
+            }
             println!(
                 "schema applied: keyspace {} on {}",
                 config.keyspace,

@@ -58,6 +58,29 @@ pub struct SourceConfig {
     /// next line before it is shipped as complete (`"1s"`).
     #[serde(default = "default_multiline_timeout", with = "super::duration")]
     pub multiline_timeout: Duration,
+    /// Parsed field whose value fills the row's `request_id` column, so
+    /// `logship query --request-id` finds the line. Default: `request_id`, else
+    /// `http_x_request_id` (nginx `$request_id` / `$http_x_request_id` in the `log_format`).
+    #[serde(default)]
+    pub request_id_field: Option<String>,
+    /// Parsed field whose value fills the row's `trace_id` column. Default: `trace_id`,
+    /// else `http_x_trace_id`.
+    #[serde(default)]
+    pub trace_id_field: Option<String>,
+}
+
+impl SourceConfig {
+    /// Which fields fill `request_id`/`trace_id` for this source's rows.
+    pub fn request_fields(&self) -> crate::sink::RequestFields {
+        let mut f = crate::sink::RequestFields::default();
+        if let Some(name) = &self.request_id_field {
+            f.request_id = vec![name.clone()];
+        }
+        if let Some(name) = &self.trace_id_field {
+            f.trace_id = vec![name.clone()];
+        }
+        f
+    }
 }
 
 fn default_table() -> Table {

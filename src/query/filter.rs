@@ -94,8 +94,8 @@ impl Filter {
 
     pub(crate) fn matches_except_time(&self, row: &LogRow) -> bool {
         self.tables.list().contains(&row.table)
-            && (self.names.is_empty() || self.names.iter().any(|n| *n == row.name))
-            && (self.hosts.is_empty() || self.hosts.iter().any(|h| *h == row.host))
+            && (self.names.is_empty() || self.names.contains(&row.name))
+            && (self.hosts.is_empty() || self.hosts.contains(&row.host))
             && self
                 .min_level
                 .is_none_or(|min| Level::from_name(&row.level).is_some_and(|l| l >= min))

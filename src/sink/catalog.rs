@@ -17,8 +17,10 @@ use scylla::value::{CqlDate, CqlTimestamp};
 
 use super::config::CassandraConfig;
 use super::error::SinkError;
+use super::retry::{Failure, classify};
 use super::row::Row;
 use super::schema::{GC_GRACE_SECONDS, ident};
+use super::writer::RowFailure;
 
 /// The catalog table's name.
 pub const TABLE: &str = "catalog";
@@ -125,15 +127,19 @@ impl Catalog {
     }
 
     /// Records every partition of `rows[i]` (`i` in `pending`) the catalog does not hold
-    /// yet, and refreshes stale `last_seen` times. Call before writing those rows: on error
-    /// nothing is remembered, so the next attempt records them again.
+    /// yet, and refreshes stale `last_seen` times. Call before writing those rows. Returns
+    /// the rows to write now, and a failure for each row whose partition could not be
+    /// recorded (retried like a failed insert, so its rows are never written unlisted).
+    /// A partition the catalog refuses for good (a key over 64 KiB) does not hold its rows
+    /// back: the insert then decides their fate (dead letter).
     pub async fn note(
         &self,
         session: &Session,
         rows: &[Row<'_>],
         pending: &[usize],
-    ) -> Result<(), ExecutionError> {
+    ) -> (Vec<usize>, Vec<RowFailure>) {
         let mut unit: HashMap<Key, Seen> = HashMap::new();
+        let mut row_keys: Vec<(usize, Key)> = Vec::with_capacity(pending.len());
         for &i in pending {
             let row = &rows[i];
             let (table, width, ts) = match row {
@@ -149,14 +155,36 @@ impl Catalog {
                 bucket: p.bucket,
             };
             let width = super::row::bucket_width_secs(width) as i32;
-            let seen = unit.entry(key).or_insert(Seen {
+            let seen = unit.entry(key.clone()).or_insert(Seen {
                 width,
                 first: ts,
                 last: ts,
             });
             seen.first = seen.first.min(ts);
             seen.last = seen.last.max(ts);
+            row_keys.push((i, key));
         }
+        let failed = self.record(session, unit).await;
+        if failed.is_empty() {
+            return (pending.to_vec(), Vec::new());
+        }
+        let mut write = Vec::with_capacity(pending.len());
+        let mut failures = Vec::new();
+        for (index, key) in row_keys {
+            match failed.get(&key) {
+                Some(failure) => failures.push(RowFailure {
+                    index,
+                    failure: failure.clone(),
+                }),
+                None => write.push(index),
+            }
+        }
+        (write, failures)
+    }
+
+    /// Writes the catalog rows a unit needs; returns the partitions that failed, except
+    /// those refused for good.
+    async fn record(&self, session: &Session, unit: HashMap<Key, Seen>) -> HashMap<Key, Failure> {
         enum Op {
             Insert,
             Touch,
@@ -174,9 +202,9 @@ impl Catalog {
                 .collect()
         };
         if work.is_empty() {
-            return Ok(());
+            return HashMap::new();
         }
-        let results: Vec<Result<(Key, i64), ExecutionError>> = futures::stream::iter(work)
+        let results: Vec<Result<(Key, i64), (Key, ExecutionError)>> = futures::stream::iter(work)
             .map(|(key, seen, op)| async move {
                 let day = CqlDate(key.day);
                 let result = match op {
@@ -213,21 +241,29 @@ impl Catalog {
                             .await
                     }
                 };
-                result.map(|_| (key, seen.last))
+                match result {
+                    Ok(_) => Ok((key, seen.last)),
+                    Err(e) => Err((key, e)),
+                }
             })
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-        let mut first_error = None;
+        let mut failed = HashMap::new();
         for r in results {
             match r {
                 Ok((key, last)) => {
                     known.insert(key, last);
                 }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+                Err((key, e)) => match classify(&e) {
+                    Failure::Reject(reason) => {
+                        tracing::warn!(partition = ?key, %reason, "the stream catalog refused a partition; its rows are written unlisted");
+                    }
+                    failure => {
+                        failed.insert(key, failure);
+                    }
+                },
             }
         }
         if known.len() > MAX_REMEMBERED {
@@ -236,6 +272,6 @@ impl Catalog {
             let newest = known.keys().map(|k| k.day).max().unwrap_or(0);
             known.retain(|k, _| k.day + 1 >= newest);
         }
-        first_error.map_or(Ok(()), Err)
+        failed
     }
 }

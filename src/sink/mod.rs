@@ -228,18 +228,19 @@ impl Sink {
             let batch: &[usize] = if probe { &pending[..1] } else { &pending };
             // The catalog learns of new partitions before their rows are written.
             let attempt = async {
-                if let Err(e) = inner.catalog.note(&inner.session, rows, batch).await {
-                    return writer::all_failed(batch, &e);
-                }
-                writer::write(
-                    &inner.session,
-                    &inner.statements,
-                    inner.config.write_mode,
-                    inner.config.request_concurrency,
-                    rows,
-                    batch,
-                )
-                .await
+                let (ready, mut failures) = inner.catalog.note(&inner.session, rows, batch).await;
+                failures.extend(
+                    writer::write(
+                        &inner.session,
+                        &inner.statements,
+                        inner.config.write_mode,
+                        inner.config.request_concurrency,
+                        rows,
+                        &ready,
+                    )
+                    .await,
+                );
+                failures
             };
             let Some(failures) = self.until_deadline(attempt).await else {
                 if probe {

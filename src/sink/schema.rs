@@ -155,8 +155,11 @@ pub const INDEXES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The log tables and their columns and partition keys, for creating and migrating.
-pub const TABLES: &[(&str, &[(&str, &str)], &str)] = &[
+/// A table's columns: (name, CQL type), in order.
+pub type Columns = &'static [(&'static str, &'static str)];
+
+/// The log tables and their columns and primary keys, for creating and migrating.
+pub const TABLES: &[(&str, Columns, &str)] = &[
     (
         "infrastructure_logs",
         INFRA_COLUMNS,

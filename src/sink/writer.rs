@@ -79,19 +79,6 @@ pub(crate) struct RowFailure {
     pub failure: Failure,
 }
 
-/// Every row of `pending` failed with `e` (a step before the inserts, such as recording
-/// the unit's partitions in the catalog, failed).
-pub(crate) fn all_failed(pending: &[usize], e: &ExecutionError) -> Vec<RowFailure> {
-    let failure = classify(e);
-    pending
-        .iter()
-        .map(|&index| RowFailure {
-            index,
-            failure: failure.clone(),
-        })
-        .collect()
-}
-
 /// Sends `rows[i]` for every `i` in `pending`; returns the rows that failed.
 pub(crate) async fn write(
     session: &Session,
