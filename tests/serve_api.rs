@@ -552,3 +552,35 @@ fn bearer_token_guards_every_endpoint_but_the_page_and_health() {
         serve.stderr()
     );
 }
+
+#[test]
+fn bad_serve_config_names_the_key_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logship.toml");
+    std::fs::write(&path, "[serve]\nlisten = \"127.0.0.1:1\"\nmax_limit = 0\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_logship"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("serve.max_limit") && stderr.contains("logship.toml"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        &path,
+        "[serve]\ntoken_file = \"/nonexistent/serve.token\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_logship"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("/nonexistent/serve.token"), "{stderr}");
+}
