@@ -1,7 +1,7 @@
 //! The read core against the real Cassandra: rows written through the agent's sink over
 //! several hosts, sources, a service, buckets of two widths and a UTC day boundary; random
 //! filter combinations must return exactly what an in-memory model returns, in order.
-//! `QUERY_MODEL_ROWS` sets the row count (default 120 000).
+//! `QUERY_MODEL_ROWS` sets the row count (default 300 000).
 
 mod support;
 
@@ -81,7 +81,7 @@ async fn random_filters_return_exactly_the_model_rows_in_order() {
     let n_rows: usize = std::env::var("QUERY_MODEL_ROWS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(120_000);
+        .unwrap_or(300_000);
 
     // Four hours around a UTC midnight two days ago.
     let midnight = Timestamp::now()
@@ -218,7 +218,7 @@ async fn random_filters_return_exactly_the_model_rows_in_order() {
         sink.write_app_unit(unit, &app_route).await.unwrap();
     }
     eprintln!(
-        "wrote {} rows ({} application) through the sink in {:.1?}",
+        "wrote {} rows ({} application) to keyspace {ks} through the sink in {:.1?}",
         model.len(),
         events.len(),
         t.elapsed()
@@ -371,4 +371,15 @@ async fn random_filters_return_exactly_the_model_rows_in_order() {
         .map(|r| (r.table, r.name.clone(), r.host.clone()))
         .collect();
     assert_eq!(got, want, "streams");
+    // First and last seen are exact to a minute (one writer, no restart).
+    for s in &streams {
+        let times = model
+            .iter()
+            .filter(|r| (r.table, &r.name, &r.host) == (s.table, &s.name, &s.host))
+            .map(|r| r.ts_ms);
+        let (first, last) = (times.clone().min().unwrap(), times.max().unwrap());
+        let (f, l) = (s.first_seen.as_millisecond(), s.last_seen.as_millisecond());
+        assert!(f <= first + 60_000 && f >= first, "{s:?}: first {first}");
+        assert!(l >= last - 60_000 && l <= last, "{s:?}: last {last}");
+    }
 }

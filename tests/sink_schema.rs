@@ -70,12 +70,14 @@ async fn schema_applied_twice_changes_nothing_and_keeps_the_rows() {
         "application_logs_level",
         "application_logs_request_id",
         "application_logs_trace_id",
+        "infrastructure_logs_request_id",
+        "infrastructure_logs_trace_id",
     ] {
         assert!(text.contains(index), "{index} missing: {text}");
     }
     assert_eq!(
         text.matches("Text(\"class_name\"), Text(\"sai\")").count(),
-        4,
+        6,
         "indexes must be SAI: {text}"
     );
 

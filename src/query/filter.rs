@@ -98,7 +98,7 @@ impl Filter {
             && (self.hosts.is_empty() || self.hosts.contains(&row.host))
             && self
                 .min_level
-                .is_none_or(|min| Level::from_name(&row.level).is_some_and(|l| l >= min))
+                .is_none_or(|min| stored_level(&row.level).is_some_and(|l| l >= min))
             && self
                 .request_id
                 .as_ref()
@@ -123,6 +123,14 @@ impl Filter {
             && (self.names.is_empty() || self.names.iter().any(|n| n == name))
             && (self.hosts.is_empty() || self.hosts.iter().any(|h| h == host))
     }
+}
+
+/// The level of a stored row: the names the sink writes, matched without allocating.
+fn stored_level(name: &str) -> Option<Level> {
+    Level::ALL
+        .into_iter()
+        .find(|l| l.as_str() == name)
+        .or_else(|| Level::from_name(name))
 }
 
 /// Parses a level name (`err`, `warning`, `ERROR`, ...) or a syslog priority number 0-7.

@@ -66,7 +66,10 @@ struct Inner {
     session: Arc<Session>,
     keyspace: String,
     options: ReadOptions,
+    /// The partitions of a day whose bucket starts in a range.
     catalog_day: PreparedStatement,
+    /// The bucket widths in use on a day (marker rows, `bucket = -width`).
+    catalog_widths: PreparedStatement,
     tables: HashMap<LogTable, TableStatements>,
 }
 
@@ -198,13 +201,17 @@ impl Reader {
                 Ok::<_, QueryError>(stmt)
             }
         };
+        let catalog = crate::sink::catalog::TABLE;
         let mut catalog_day = prepare(format!(
             "SELECT log_table, name, host, bucket, width, first_seen, last_seen \
-             FROM {ks}.{} WHERE day = ?",
-            crate::sink::catalog::TABLE
+             FROM {ks}.{catalog} WHERE day = ? AND bucket > ? AND bucket <= ?"
         ))
         .await?;
         catalog_day.set_page_size(5000);
+        let catalog_widths = prepare(format!(
+            "SELECT bucket FROM {ks}.{catalog} WHERE day = ? AND bucket < 0"
+        ))
+        .await?;
         let mut tables = HashMap::new();
         for table in [LogTable::Infrastructure, LogTable::Application] {
             let cols = table.select_list();
@@ -247,6 +254,7 @@ impl Reader {
                 keyspace: keyspace.to_owned(),
                 options,
                 catalog_day,
+                catalog_widths,
                 tables,
             }),
         })
@@ -407,10 +415,32 @@ impl Reader {
         );
         let date = CqlDate((day + (1_i64 << 31)) as u32);
         let what = "reading the stream catalog";
+        // A bucket overlapping [lo, hi] starts after lo minus its width: ask only for
+        // those, looking back by the widest bucket of the day.
+        let widest = self
+            .inner
+            .session
+            .execute_unpaged(&self.inner.catalog_widths, (date,))
+            .await
+            .map_err(|e| QueryError::cassandra(what, e))?
+            .into_rows_result()
+            .map_err(|e| QueryError::cassandra(what, e))?
+            .rows::<(i32,)>()
+            .map_err(|e| QueryError::cassandra(what, e))?
+            .filter_map(Result::ok)
+            .map(|(b,)| -i64::from(b))
+            .max();
+        let Some(widest) = widest else {
+            return Ok(Vec::new());
+        };
+        let day_start = day * MS_PER_DAY;
+        let lo_sec = (lo - day_start).div_euclid(1000).clamp(0, 86_400);
+        let hi_sec = (hi - day_start).div_euclid(1000).clamp(-1, 86_399);
+        let after = (lo_sec - widest).max(-1) as i32;
         let mut rows = self
             .inner
             .session
-            .execute_iter(self.inner.catalog_day.clone(), (date,))
+            .execute_iter(self.inner.catalog_day.clone(), (date, after, hi_sec as i32))
             .await
             .map_err(|e| QueryError::cassandra(what, e))?
             .rows_stream::<CatalogRow>()
@@ -940,5 +970,50 @@ impl Follow {
         let keep_from = self.watermark - 2 * self.lookback_ms;
         self.seen.retain(|_, ts| *ts >= keep_from);
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_what_they_did_not_make() {
+        for order in [Order::Ascending, Order::Descending] {
+            let c = Cursor {
+                order,
+                after: Position {
+                    ts_ms: 1_717_246_800_123,
+                    id: Uuid::new_v4(),
+                },
+            };
+            assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        }
+        for bad in [
+            "",
+            "x1_00000000000000000000000000000000",
+            "a1",
+            "a_abc",
+            "dzz_1",
+        ] {
+            assert!(Cursor::decode(bad).unwrap_err().is_bad_input(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn merge_order_matches_the_clustering_order_read_either_way() {
+        let p = |ts_ms, id: u128| Position {
+            ts_ms,
+            id: uuid::Builder::from_u128(id)
+                .with_version(uuid::Version::Random)
+                .into_uuid(),
+        };
+        let (a, b, c) = (p(1, 1), p(1, 2), p(2, 0));
+        // Storage order is (ts DESC, id ASC).
+        let mut v = vec![a, b, c];
+        v.sort_by(|x, y| cmp_in(Order::Descending, x, y));
+        assert_eq!(v, [c, a, b]);
+        v.sort_by(|x, y| cmp_in(Order::Ascending, x, y));
+        assert_eq!(v, [b, a, c]);
     }
 }

@@ -3,8 +3,13 @@
 //!
 //! Written once per new partition (the agent remembers which ones it has recorded), and
 //! before the first rows of that partition, so a query that finds a partition's rows can
-//! always find the partition first. `last_seen` is refreshed at most once a minute per
-//! partition, never per row.
+//! always find the partition first. `first_seen`/`last_seen` are refreshed at most once a
+//! minute per partition (exact to a minute), never per row.
+//!
+//! Rows cluster by bucket start, so a reader asks for the buckets its time range touches
+//! instead of the whole day. Buckets start up to one width before the range, so each day
+//! also holds one marker row per bucket width in use (`bucket = -width`, empty table,
+//! name and host): a reader reads those first (`bucket < 0`) to know how far back to look.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,10 +30,11 @@ use super::writer::RowFailure;
 /// The catalog table's name.
 pub const TABLE: &str = "catalog";
 
-/// Its columns: partition `day`, clustering `(log_table, name, host, bucket)`.
+/// Its columns: partition `day`, clustering `(bucket, log_table, name, host)`.
 /// `name` is the source (infrastructure_logs) or the service (application_logs); `width`
 /// the bucket width in seconds; `first_seen`/`last_seen` the earliest and latest row
-/// times the agent saw in that partition (refreshed at most once a minute).
+/// times written to that partition, exact to a minute (after an agent restart,
+/// `first_seen` restarts from the rows written since).
 pub const COLUMNS: &[(&str, &str)] = &[
     ("day", "date"),
     ("log_table", "text"),
@@ -40,8 +46,9 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("last_seen", "timestamp"),
 ];
 
-/// How stale `last_seen` may get before a unit refreshes it.
-const LAST_SEEN_REFRESH_MS: i64 = 60_000;
+/// How far `first_seen`/`last_seen` may lag the rows before a unit refreshes them: they
+/// are exact to a minute, at one catalog write per partition per minute at most.
+const SEEN_REFRESH_MS: i64 = 60_000;
 
 /// Partitions remembered before old days are forgotten (a re-write is harmless).
 const MAX_REMEMBERED: usize = 100_000;
@@ -63,7 +70,7 @@ pub fn create_statement(config: &CassandraConfig) -> String {
         s.push_str(&format!("  {column} {ty},\n"));
     }
     s.push_str(&format!(
-        "  PRIMARY KEY ((day), log_table, name, host, bucket)\n) \
+        "  PRIMARY KEY ((day), bucket, log_table, name, host)\n) \
          WITH default_time_to_live = {ttl}\n  AND gc_grace_seconds = {GC_GRACE_SECONDS}"
     ));
     s
@@ -79,6 +86,9 @@ struct Key {
     bucket: i32,
 }
 
+/// `first_seen` and `last_seen` as written (ms).
+type Bounds = (i64, i64);
+
 /// What one unit shows of one partition.
 struct Seen {
     width: i32,
@@ -90,8 +100,8 @@ struct Seen {
 pub(crate) struct Catalog {
     insert: PreparedStatement,
     touch: PreparedStatement,
-    /// Recorded partitions and the `last_seen` written for each.
-    known: Mutex<HashMap<Key, i64>>,
+    /// Recorded partitions and the `first_seen`/`last_seen` written for each (ms).
+    known: Mutex<HashMap<Key, Bounds>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -118,7 +128,7 @@ impl Catalog {
             ))
             .await?,
             touch: prepare(format!(
-                "UPDATE {ks}.{TABLE} SET last_seen = ? \
+                "UPDATE {ks}.{TABLE} SET first_seen = ?, last_seen = ? \
                  WHERE day = ? AND log_table = ? AND name = ? AND host = ? AND bucket = ?"
             ))
             .await?,
@@ -127,7 +137,7 @@ impl Catalog {
     }
 
     /// Records every partition of `rows[i]` (`i` in `pending`) the catalog does not hold
-    /// yet, and refreshes stale `last_seen` times. Call before writing those rows. Returns
+    /// yet, and refreshes stale `first_seen`/`last_seen` times. Call before writing those rows. Returns
     /// the rows to write now, and a failure for each row whose partition could not be
     /// recorded (retried like a failed insert, so its rows are never written unlisted).
     /// A partition the catalog refuses for good (a key over 64 KiB) does not hold its rows
@@ -139,7 +149,7 @@ impl Catalog {
         pending: &[usize],
     ) -> (Vec<usize>, Vec<RowFailure>) {
         let mut unit: HashMap<Key, Seen> = HashMap::new();
-        let mut row_keys: Vec<(usize, Key)> = Vec::with_capacity(pending.len());
+        let mut row_keys: Vec<(usize, Key, Key)> = Vec::with_capacity(pending.len());
         for &i in pending {
             let row = &rows[i];
             let (table, width, ts) = match row {
@@ -162,7 +172,20 @@ impl Catalog {
             });
             seen.first = seen.first.min(ts);
             seen.last = seen.last.max(ts);
-            row_keys.push((i, key));
+            // The day's marker of this width (see the module's documentation).
+            let marker = Key {
+                table: "",
+                name: String::new(),
+                host: String::new(),
+                day: p.day,
+                bucket: -width,
+            };
+            row_keys.push((i, key, marker.clone()));
+            unit.entry(marker).or_insert(Seen {
+                width,
+                first: ts,
+                last: ts,
+            });
         }
         let failed = self.record(session, unit).await;
         if failed.is_empty() {
@@ -170,8 +193,8 @@ impl Catalog {
         }
         let mut write = Vec::with_capacity(pending.len());
         let mut failures = Vec::new();
-        for (index, key) in row_keys {
-            match failed.get(&key) {
+        for (index, key, marker) in row_keys {
+            match failed.get(&key).or_else(|| failed.get(&marker)) {
                 Some(failure) => failures.push(RowFailure {
                     index,
                     failure: failure.clone(),
@@ -194,7 +217,16 @@ impl Catalog {
             unit.into_iter()
                 .filter_map(|(key, seen)| match known.get(&key) {
                     None => Some((key, seen, Op::Insert)),
-                    Some(&last) if seen.last > last + LAST_SEEN_REFRESH_MS => {
+                    Some(&(first, last))
+                        if key.bucket >= 0
+                            && (seen.last > last + SEEN_REFRESH_MS
+                                || seen.first < first - SEEN_REFRESH_MS) =>
+                    {
+                        let seen = Seen {
+                            width: seen.width,
+                            first: seen.first.min(first),
+                            last: seen.last.max(last),
+                        };
                         Some((key, seen, Op::Touch))
                     }
                     Some(_) => None,
@@ -204,57 +236,59 @@ impl Catalog {
         if work.is_empty() {
             return HashMap::new();
         }
-        let results: Vec<Result<(Key, i64), (Key, ExecutionError)>> = futures::stream::iter(work)
-            .map(|(key, seen, op)| async move {
-                let day = CqlDate(key.day);
-                let result = match op {
-                    Op::Insert => {
-                        session
-                            .execute_unpaged(
-                                &self.insert,
-                                (
-                                    day,
-                                    key.table,
-                                    &key.name,
-                                    &key.host,
-                                    key.bucket,
-                                    seen.width,
-                                    CqlTimestamp(seen.first),
-                                    CqlTimestamp(seen.last),
-                                ),
-                            )
-                            .await
+        let results: Vec<Result<(Key, Bounds), (Key, ExecutionError)>> =
+            futures::stream::iter(work)
+                .map(|(key, seen, op)| async move {
+                    let day = CqlDate(key.day);
+                    let result = match op {
+                        Op::Insert => {
+                            session
+                                .execute_unpaged(
+                                    &self.insert,
+                                    (
+                                        day,
+                                        key.table,
+                                        &key.name,
+                                        &key.host,
+                                        key.bucket,
+                                        seen.width,
+                                        CqlTimestamp(seen.first),
+                                        CqlTimestamp(seen.last),
+                                    ),
+                                )
+                                .await
+                        }
+                        Op::Touch => {
+                            session
+                                .execute_unpaged(
+                                    &self.touch,
+                                    (
+                                        CqlTimestamp(seen.first),
+                                        CqlTimestamp(seen.last),
+                                        day,
+                                        key.table,
+                                        &key.name,
+                                        &key.host,
+                                        key.bucket,
+                                    ),
+                                )
+                                .await
+                        }
+                    };
+                    match result {
+                        Ok(_) => Ok((key, (seen.first, seen.last))),
+                        Err(e) => Err((key, e)),
                     }
-                    Op::Touch => {
-                        session
-                            .execute_unpaged(
-                                &self.touch,
-                                (
-                                    CqlTimestamp(seen.last),
-                                    day,
-                                    key.table,
-                                    &key.name,
-                                    &key.host,
-                                    key.bucket,
-                                ),
-                            )
-                            .await
-                    }
-                };
-                match result {
-                    Ok(_) => Ok((key, seen.last)),
-                    Err(e) => Err((key, e)),
-                }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         let mut failed = HashMap::new();
         for r in results {
             match r {
-                Ok((key, last)) => {
-                    known.insert(key, last);
+                Ok((key, seen)) => {
+                    known.insert(key, seen);
                 }
                 Err((key, e)) => match classify(&e) {
                     Failure::Reject(reason) => {

@@ -484,6 +484,35 @@ mod tests {
     }
 
     #[test]
+    fn request_ids_come_from_the_first_present_field_and_skip_nginx_dashes() {
+        let f = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let d = RequestFields::default();
+        let pick = |fields: &BTreeMap<String, String>| {
+            RequestFields::pick(&d.request_id, fields).map(str::to_owned)
+        };
+        assert_eq!(pick(&f(&[("request_id", "a1")])), Some("a1".into()));
+        assert_eq!(pick(&f(&[("http_x_request_id", "b2")])), Some("b2".into()));
+        assert_eq!(
+            pick(&f(&[("http_x_request_id", "-"), ("request_id", "c3")])),
+            Some("c3".into())
+        );
+        assert_eq!(pick(&f(&[("http_x_request_id", "-")])), None);
+        assert_eq!(pick(&f(&[("status", "200")])), None);
+        let custom = RequestFields {
+            request_id: vec!["rid".into()],
+            trace_id: vec![],
+        };
+        let fields = f(&[("rid", "x"), ("request_id", "y")]);
+        assert_eq!(RequestFields::pick(&custom.request_id, &fields), Some("x"));
+        assert_eq!(RequestFields::pick(&custom.trace_id, &fields), None);
+    }
+
+    #[test]
     fn file_row_ids_depend_on_host_file_and_offset_only() {
         let f = FileId {
             dev: 1,
