@@ -94,7 +94,7 @@ fn section(name: &str) -> BTreeSet<String> {
 
 #[test]
 fn every_section_lists_exactly_the_keys_of_its_type() {
-    let cases: [(&str, BTreeSet<String>); 10] = [
+    let cases: [(&str, BTreeSet<String>); 11] = [
         ("agent", fields_of::<AgentConfig>()),
         ("cassandra", fields_of::<CassandraConfig>()),
         ("cassandra.tls", fields_of::<TlsConfig>()),
@@ -102,6 +102,7 @@ fn every_section_lists_exactly_the_keys_of_its_type() {
         ("buffer", fields_of::<BufferConfig>()),
         ("batch", fields_of::<BatchConfig>()),
         ("metrics", fields_of::<MetricsConfig>()),
+        ("serve", fields_of::<logship::serve::ServeConfig>()),
         ("tail", fields_of::<TailConfig>()),
         ("source", fields_of::<SourceConfig>()),
         (

@@ -203,8 +203,12 @@ fn row_event(row: &LogRow) -> Event {
 /// What narrows `/sources` (the catalog knows streams and times, not levels or messages).
 const SOURCES_PARAMS: &[&str] = &["source", "host", "since", "until", "table"];
 
-/// `GET /sources`: the streams with partitions in the range (`since`, `until`; source,
-/// host and table narrow it).
+/// The window `/sources` lists when the request names no `since` (as `logship query
+/// --list-sources`).
+const SOURCES_DEFAULT_SINCE: &str = "24h ago";
+
+/// `GET /sources`: the streams with partitions in the range (`since`, default the last
+/// 24 hours; `until`; source, host and table narrow it).
 pub(super) async fn sources(
     State(s): State<Server>,
     headers: HeaderMap,
@@ -212,7 +216,12 @@ pub(super) async fn sources(
 ) -> Result<Response, ApiError> {
     s.authorize(&headers)?;
     let params = Params::parse(query.as_deref(), SOURCES_PARAMS)?;
-    let filter = filters::filter(&params, Timestamp::now(), &TimeZone::system())?;
+    let now = Timestamp::now();
+    let tz = TimeZone::system();
+    let mut filter = filters::filter(&params, now, &tz)?;
+    if filter.from.is_none() {
+        filter.from = Some(crate::query::parse_time(SOURCES_DEFAULT_SINCE, now, &tz)?);
+    }
     let streams = s.reader.streams(&filter).await?;
     Ok(json(
         StatusCode::OK,

@@ -86,6 +86,7 @@ impl Stream {
         FileRecord {
             record: Record {
                 timestamp: ts,
+                read_at: ts,
                 level: level_of(i),
                 source: Arc::clone(&self.route.source),
                 host: Arc::clone(&self.host),

@@ -42,7 +42,8 @@ pub fn request(
 ) -> std::io::Result<Answer> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (name, value) in headers {
         req.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -67,6 +68,14 @@ pub fn request(
         while let Some(chunk) = read_chunk(&mut reader)? {
             raw.extend_from_slice(&chunk);
         }
+    } else if let Some(len) = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+    {
+        // Some servers (chromedriver) keep the connection open despite `Connection: close`.
+        raw.resize(len, 0);
+        reader.read_exact(&mut raw)?;
     } else {
         reader.read_to_end(&mut raw)?;
     }
@@ -224,7 +233,8 @@ impl EventStream {
                 return;
             };
             let size_text = String::from_utf8_lossy(&self.raw[..eol]).into_owned();
-            let Ok(size) = usize::from_str_radix(size_text.trim().split(';').next().unwrap_or(""), 16)
+            let Ok(size) =
+                usize::from_str_radix(size_text.trim().split(';').next().unwrap_or(""), 16)
             else {
                 return;
             };
