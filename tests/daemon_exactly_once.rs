@@ -117,16 +117,7 @@ fn kill_loop(
     }
     writer.join().expect("writer");
     db.wait_rows("app", &ws.host, total as usize);
-    wait_until(WAIT, "checkpoint lag 0 and an empty buffer", || {
-        let m = agent.metrics();
-        let lag: f64 = m
-            .lines()
-            .filter(|l| l.starts_with("logship_checkpoint_lag_bytes{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
-        let depth = agent::metric_value(&m, "logship_buffer_depth{}")?;
-        (lag == 0.0 && depth == 0.0).then_some(())
-    });
+    agent.wait_settled();
     // Past rotate_wait (3 s), so rotated copies have been read to their end.
     std::thread::sleep(Duration::from_secs(4));
     let m = agent.metrics();

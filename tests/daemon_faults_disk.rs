@@ -23,13 +23,7 @@ const FAST: &str = "[batch]\nmax_records = 500\nlinger = \"200ms\"\n";
 fn settle_and_check(db: &Db, ws: &Workspace, agent: &Agent, n: u64, what: &str) {
     db.wait_rows("web", &ws.host, n as usize);
     wait_until(WAIT, "checkpoint lag 0", || {
-        let m = agent.metrics();
-        let lag: f64 = m
-            .lines()
-            .filter(|l| l.starts_with("logship_checkpoint_lag_bytes{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
-        (lag == 0.0).then_some(())
+        (agent::total_lag(&agent.metrics()) == 0.0).then_some(())
     });
     std::thread::sleep(Duration::from_secs(2));
     assert_exactly_once(&db.rows_of("web", &ws.host), n, what);
@@ -361,13 +355,7 @@ fn kill_9_loop_with_garbage_binary_and_invalid_utf8_lines_ships_each_entry_once(
         (distinct.len() as u64 >= TOTAL).then_some(())
     });
     wait_until(WAIT, "checkpoint lag 0", || {
-        let m = agent.metrics();
-        let lag: f64 = m
-            .lines()
-            .filter(|l| l.starts_with("logship_checkpoint_lag_bytes{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
-        (lag == 0.0).then_some(())
+        (agent::total_lag(&agent.metrics()) == 0.0).then_some(())
     });
     std::thread::sleep(Duration::from_secs(2));
     let rows = db.rows_of("web", &ws.host);

@@ -85,16 +85,7 @@ fn kill_9_during_writes_with_rotations_then_restart_ships_every_line_once() {
     writer.join().unwrap();
     db.wait_rows("app", &ws.host, TOTAL as usize);
     // Settled: every file read to its end and acknowledged, so nothing more can arrive.
-    wait_until(WAIT, "checkpoint lag 0 and an empty buffer", || {
-        let m = agent.metrics();
-        let lag: f64 = m
-            .lines()
-            .filter(|l| l.starts_with("logship_checkpoint_lag_bytes{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
-        let depth = agent::metric_value(&m, "logship_buffer_depth{}")?;
-        (lag == 0.0 && depth == 0.0).then_some(())
-    });
+    agent.wait_settled();
     let rows = db.rows_of("app", &ws.host);
     assert_exactly_once(&rows, TOTAL, "after kill -9 and restart");
     agent.signal(libc::SIGTERM);

@@ -4,39 +4,14 @@
 
 #[path = "support/agent.rs"]
 mod agent;
+#[path = "support/notify.rs"]
+mod notify;
 mod support;
 
-use std::os::unix::net::UnixDatagram;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agent::{Db, Source, WAIT, Workspace, wait_until};
-
-type Messages = Arc<Mutex<Vec<(Instant, String)>>>;
-
-fn listen(path: &std::path::Path) -> Messages {
-    let socket = UnixDatagram::bind(path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let messages: Messages = Arc::default();
-    let sink = Arc::clone(&messages);
-    std::thread::spawn(move || {
-        let mut buf = vec![0_u8; 4096];
-        // Ends with the test process; a closed peer never errors a bound datagram socket.
-        loop {
-            if let Ok(n) = socket.recv(&mut buf) {
-                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                sink.lock().unwrap().push((Instant::now(), text));
-            }
-        }
-    });
-    messages
-}
-
-fn snapshot(m: &Messages) -> Vec<(Instant, String)> {
-    m.lock().unwrap().clone()
-}
+use notify::{Messages, listen, snapshot};
 
 /// Index of the first message at or after `from` holding the line `state`.
 fn find(m: &Messages, from: usize, state: &str) -> Option<usize> {

@@ -100,11 +100,7 @@ fn assert_each_once(seen: &BTreeMap<u64, usize>, range: std::ops::Range<u64>, wh
 fn wait_settled(agent: &Agent) {
     wait_until(WAIT, "checkpoint lag 0 and an empty buffer", || {
         let m = agent.metrics();
-        let lag: f64 = m
-            .lines()
-            .filter(|l| l.starts_with("logship_checkpoint_lag_bytes{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
+        let lag = agent::total_lag(&m);
         let depth = agent::metric_value(&m, "logship_buffer_depth{}")?;
         let files = agent::metric_value(&m, "logship_open_files{}")?;
         (lag == 0.0 && depth == 0.0 && files >= 0.0).then_some(())

@@ -7,42 +7,21 @@
 
 #[path = "support/agent.rs"]
 mod agent;
+#[path = "support/notify.rs"]
+mod notify;
 mod support;
 
 use std::io::{BufRead as _, BufReader, Read as _};
-use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agent::{Source, Workspace, append_lines, wait_until};
+use notify::{Messages, listen};
 
 /// The agent's own bound (src/app.rs `STUCK_AFTER`, 20 s) plus the drain loop's announced
 /// attempt bound (10 s) plus slack for a loaded machine.
 const STUCK_WAIT: Duration = Duration::from_secs(120);
-
-type Messages = Arc<Mutex<Vec<(Instant, String)>>>;
-
-/// Collects every datagram sent to the test's NOTIFY_SOCKET.
-fn listen(path: &std::path::Path) -> Messages {
-    let socket = UnixDatagram::bind(path).expect("bind the notify socket");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .expect("socket timeout");
-    let messages: Messages = Arc::default();
-    let sink = Arc::clone(&messages);
-    std::thread::spawn(move || {
-        let mut buf = vec![0_u8; 4096];
-        // Ends with the test process.
-        loop {
-            if let Ok(n) = socket.recv(&mut buf) {
-                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                sink.lock().unwrap().push((Instant::now(), text));
-            }
-        }
-    });
-    messages
-}
 
 /// When the pings (`WATCHDOG=1`) arrived, oldest first.
 fn pings(m: &Messages) -> Vec<Instant> {

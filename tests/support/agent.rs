@@ -470,6 +470,24 @@ impl Agent {
     pub fn metric(&self, series: &str) -> Option<f64> {
         metric_value(&self.metrics(), series)
     }
+
+    /// Waits until every file is read to its end and acknowledged (checkpoint lag 0 over
+    /// every file) and the buffer is empty: nothing more can arrive after that.
+    pub fn wait_settled(&self) {
+        wait_until(WAIT, "checkpoint lag 0 and an empty buffer", || {
+            let m = self.metrics();
+            let depth = metric_value(&m, "logship_buffer_depth{}")?;
+            (total_lag(&m) == 0.0 && depth == 0.0).then_some(())
+        });
+    }
+}
+
+/// The sum of `logship_checkpoint_lag_bytes` over every file in Prometheus text.
+pub fn total_lag(text: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with("logship_checkpoint_lag_bytes{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 impl Drop for Agent {
