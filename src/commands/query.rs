@@ -111,7 +111,7 @@ fn cassandra_config(path: Option<&Path>) -> Result<CassandraConfig, String> {
         None => return Ok(CassandraConfig::default()),
     };
     Config::load(path)
-        .map(|c| c.raw.cassandra)
+        .map(|c| c.cassandra)
         .map_err(|e| e.to_string())
 }
 

@@ -130,12 +130,11 @@ pub struct Config {
     /// `[agent] host`, or the kernel's host name.
     pub host: String,
     /// Accepted but deprecated settings, each naming its file, line and key: show them
-    /// to the operator (check-config prints them, the daemon should log them).
+    /// to the operator (check-config prints them, the daemon logs them at start and reload).
     pub warnings: Vec<ConfigWarning>,
-    /// The sections as read, kept only for src/app.rs until it reads the validated fields
-    /// above; nothing else reads it.
-    #[doc(hidden)]
-    pub raw: RawConfig,
+    /// The sections as read; only this module reads them (the per-source request id
+    /// fields, a reload's sources).
+    raw: RawConfig,
 }
 
 impl Config {
