@@ -200,6 +200,7 @@ fn cassandra_killed_mid_run_and_restarted_agent_keeps_running_and_ships_every_li
         killed_at < TOTAL,
         "the kill fell after the last line: no outage mid-stream"
     );
+    db.wait_readable();
     wait_all_once(
         &db,
         &ws,
@@ -266,6 +267,7 @@ fn agent_started_before_cassandra_ships_everything_once_the_node_starts() {
         |c, _| c == 200,
     );
     agent::append_lines(&ws.log("access.log"), 6_000, 8_000);
+    db.wait_readable();
     wait_all_once(&db, &ws, "web", 8_000, "after Cassandra started late");
     assert_eq!(agent.pid(), pid);
     agent.signal(libc::SIGTERM);

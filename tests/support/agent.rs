@@ -139,6 +139,20 @@ impl Db {
         })
     }
 
+    /// Waits until this test's own session reads again after its node came back: the
+    /// driver reconnects its pool on its own schedule, which may trail the agent's.
+    pub fn wait_readable(&self) {
+        wait_until(WAIT, "the test's session to reach its node again", || {
+            self.rt
+                .block_on(
+                    self.session
+                        .query_unpaged("SELECT release_version FROM system.local", &[]),
+                )
+                .ok()
+                .map(drop)
+        });
+    }
+
     /// Every row of this keyspace's `infrastructure_logs`.
     pub fn rows(&self) -> Vec<InfraRow> {
         self.rt
