@@ -266,7 +266,7 @@ impl Workspace {
     pub fn agent_toml(&self) -> String {
         format!(
             "[agent]\ndata_dir = \"{}\"\nhost = \"{}\"\n\n[metrics]\nlisten = \"127.0.0.1:{}\"\n\n\
-             [tail]\nrescan_interval_ms = 500\npoll_interval_ms = 200\nrotate_wait_ms = 3000\n\n",
+             [tail]\nrescan_interval = \"500ms\"\npoll_interval = \"200ms\"\nrotate_wait = \"3s\"\n\n",
             self.path().join("data").display(),
             self.host,
             self.metrics_port
