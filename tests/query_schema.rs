@@ -78,6 +78,7 @@ async fn apply_adds_what_an_old_schema_lacks_and_keeps_rows() {
     for want in [
         "column infrastructure_logs.request_id",
         "column infrastructure_logs.trace_id",
+        "column infrastructure_logs.read_at",
         "column catalog.day",
         "index infrastructure_logs_request_id",
         "index application_logs_level",
@@ -97,12 +98,15 @@ async fn apply_adds_what_an_old_schema_lacks_and_keeps_rows() {
         added,
         [
             "infrastructure_logs.request_id",
-            "infrastructure_logs.trace_id"
+            "infrastructure_logs.trace_id",
+            "infrastructure_logs.read_at"
         ]
     );
     assert!(schema::missing(&session, &config).await.unwrap().is_empty());
     let infra = columns(&session, &ks, "infrastructure_logs").await;
-    assert!(infra.contains(&"request_id".to_owned()) && infra.contains(&"trace_id".to_owned()));
+    for column in ["request_id", "trace_id", "read_at"] {
+        assert!(infra.contains(&column.to_owned()), "{column} in {infra:?}");
+    }
 
     // Idempotent: a second apply adds nothing; the old row is still there.
     assert!(

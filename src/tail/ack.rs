@@ -292,7 +292,10 @@ impl AckTracker {
         let exact = files.get(&real).is_some_and(|k| !k.deleted);
         let (id, copy_of) = if exact {
             (real, None)
-        } else if let Some((id, of)) = follow_copies.then(|| copy_source(&files, real)).flatten() {
+        } else if let Some((id, of)) = follow_copies
+            .then(|| copy_source(&files, real, source))
+            .flatten()
+        {
             (id, Some(of))
         } else {
             let offset = fallback();
@@ -554,13 +557,20 @@ impl AckHandle {
 /// or found truncated on disk now (the agent was down when it happened). A file merely
 /// renamed away or deleted is not: a new file that starts with the same line (a fixed
 /// header) is a file of its own. The most recently touched wins.
-fn copy_source(files: &HashMap<FileId, Known>, real: FileId) -> Option<(FileId, Arc<str>)> {
+fn copy_source(
+    files: &HashMap<FileId, Known>,
+    real: FileId,
+    source: &Arc<str>,
+) -> Option<(FileId, Arc<str>)> {
     files
         .iter()
         .filter(|(id, k)| {
             id.fingerprint == real.fingerprint
                 && (id.dev, id.inode) != (real.dev, real.inode)
                 && !k.deleted
+                // A copy lies in its original's pattern: a file of another source that
+                // merely starts with the same line is a file of its own.
+                && k.owner.as_ref().is_none_or(|o| o == source)
                 && (k.owner.is_some() || k.moved || truncated_on_disk(**id, &k.path))
         })
         .max_by_key(|(id, k)| (k.touched, **id))
