@@ -15,6 +15,8 @@ const VHOST_COMBINED: &str = r#"$host $remote_addr - $remote_user [$time_local] 
 /// A proxy setup that logs the forwarded-for list where `combined` has `$remote_addr`:
 /// beats' test.log mixes such lines with plain `combined` ones.
 const FORWARDED_COMBINED: &str = r#"$http_x_forwarded_for - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
+/// `test-with-host.log`: a vhost in front of what `FORWARDED_COMBINED` describes.
+const VHOST_FORWARDED: &str = r#"$host $http_x_forwarded_for - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
 const JIRA_VHOST: &str = r#"$host:$server_port $remote_addr $request_id $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_time_us"#;
 
 /// The corpus file, or `None` (after a notice) when the corpus is absent outside CI.
@@ -86,7 +88,7 @@ fn field<'r>(record: &'r Record, key: &str) -> Option<&'r str> {
 /// `combined`), test.log has 5 lines with a forwarded-for list before the address.
 #[test]
 fn every_access_log_parses_with_its_log_format() {
-    let files: [(&str, &str, usize, &[usize]); 9] = [
+    let files: [(&str, &str, usize, &[usize]); 10] = [
         ("nginx-access/beats/access.log", COMBINED, 14, &[12, 13]),
         (
             "nginx-access/beats/access.log",
@@ -101,9 +103,18 @@ fn every_access_log_parses_with_its_log_format() {
             &[0, 2, 4, 5, 9],
         ),
         ("nginx-access/beats/test.log", FORWARDED_COMBINED, 10, &[]),
+        // Forwarded-for lists where `$remote_addr` stands are not one address: those lines
+        // (0, 2, 4, 5, 9) are errors with the vhost format, as in test.log with combined,
+        // and all parse when the format says the field is the forwarded list.
         (
             "nginx-access/beats/test-with-host.log",
             VHOST_COMBINED,
+            10,
+            &[0, 2, 4, 5, 9],
+        ),
+        (
+            "nginx-access/beats/test-with-host.log",
+            VHOST_FORWARDED,
             10,
             &[],
         ),
