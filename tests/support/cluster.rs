@@ -17,7 +17,7 @@ use futures::TryStreamExt as _;
 use logship::sink::{CassandraConfig, Consistency, Replication};
 
 use crate::agent::Db;
-use crate::support::cassandra::{Node, apply_schema, script, unique_keyspace};
+use crate::support::cassandra::{Node, script, unique_keyspace};
 use crate::support::records::{InfraRow, read_all_infra};
 
 /// Native port of every node of the cluster profile.
@@ -136,7 +136,7 @@ impl Cluster {
             .build()
             .expect("tokio runtime");
         let keyspace = unique_keyspace(prefix);
-        let session = rt.block_on(apply_schema(&self.config(&keyspace)));
+        let session = rt.block_on(apply_schema_patiently(&self.config(&keyspace)));
         Db {
             rt,
             session,
@@ -315,4 +315,31 @@ pub fn rss_bytes(pid: i32) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// Applies the schema, and again while the nodes do not agree on it yet: after a node's
+/// restart, schema agreement can take longer than the driver's 60 s wait when three JVMs
+/// share two cores. The statements are `IF NOT EXISTS`, so a repeat is harmless.
+async fn apply_schema_patiently(config: &CassandraConfig) -> scylla::client::session::Session {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let attempt = async {
+            let session = logship::sink::session::connect(config)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            logship::sink::schema::apply(&session, config)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            Ok::<_, String>(session)
+        }
+        .await;
+        match attempt {
+            Ok(session) => return session,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("NOTICE: the cluster took no schema yet ({e}); trying again in 5 s");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            Err(e) => panic!("the cluster took no schema for 300 s: {e}"),
+        }
+    }
 }
