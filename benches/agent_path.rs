@@ -7,12 +7,16 @@
 //! `cargo bench --bench agent_path [-- --lines 1000000]`. No Cassandra needed. The
 //! release profile is what `cargo bench` builds.
 
+#[path = "support/agent_metrics.rs"]
+mod agent_metrics;
+
 use std::fs::{self, File};
-use std::io::{BufWriter, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufWriter, Write as _};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use agent_metrics::{free_port, rows_written};
 
 fn lines_arg() -> u64 {
     let argv: Vec<String> = std::env::args().collect();
@@ -38,28 +42,6 @@ fn cpu_secs(pid: u32) -> f64 {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     (tick(11) + tick(12)) as f64 / 100.0
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
-}
-
-fn rows_written(port: u16) -> Option<f64> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    let series = "logship_rows_written_total{table=\"infrastructure_logs\"} ";
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }
 
 fn write_log(path: &Path, n: u64) {

@@ -17,14 +17,17 @@
 //! Starts the local node with `scripts/cassandra start` (reused when up). Everything
 //! (Cassandra, the agent, the writer, the poller) shares this machine's cores.
 
+#[path = "support/agent_metrics.rs"]
+mod agent_metrics;
 #[allow(dead_code)]
 #[path = "../tests/support/cassandra.rs"]
 mod cassandra;
 
 use std::fmt::Write as _;
+
+use agent_metrics::{free_port, rows_written};
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -202,43 +205,6 @@ fn clock_ticks_per_sec() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 { t as f64 } else { 100.0 }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("an ephemeral port")
-}
-
-fn scrape(port: u16) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    Some(body)
-}
-
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
-
-fn rows_written(port: u16) -> Option<f64> {
-    metric(
-        &scrape(port)?,
-        "logship_rows_written_total{table=\"infrastructure_logs\"}",
-    )
 }
 
 /// The agent process; killed on drop so an aborted bench leaves nothing running.
