@@ -36,14 +36,14 @@ use logship::telemetry::{http, logging, metrics, sdnotify};
 use tracing::{error, info, warn};
 
 /// Exit codes (documented in the README).
-pub mod exit {
+pub(crate) mod exit {
     /// Stopped cleanly (SIGTERM/SIGINT), or the command succeeded.
-    pub const OK: u8 = 0;
+    pub(crate) const OK: u8 = 0;
     /// A runtime failure: Cassandra refused the login or TLS, the schema is missing, the
     /// data directory is not writable.
-    pub const FAILURE: u8 = 1;
+    pub(crate) const FAILURE: u8 = 1;
     /// The configuration is invalid (also `check-config`).
-    pub const CONFIG: u8 = 3;
+    pub(crate) const CONFIG: u8 = 3;
 }
 
 /// How long start-up waits for the sink before telling systemd it is ready anyway (and
@@ -58,7 +58,7 @@ const STUCK_AFTER: Duration = Duration::from_secs(20);
 /// acknowledged without shipping, or shipping would log about itself.
 const OWN_APP: &str = "logship";
 
-pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = match Config::load(config_path) {
         Ok(c) => c,
         Err(e) => {

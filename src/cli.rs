@@ -10,13 +10,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Ships log files and application events to Apache Cassandra"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the agent: tail the configured sources and ship their records to Cassandra.
     Run(ConfigArg),
     /// Validate the configuration and print what the agent would watch; exit 3 if invalid.
@@ -36,7 +36,7 @@ pub enum Command {
 
 /// `logship query`: journalctl's habits over the fleet's logs in Cassandra.
 #[derive(Debug, Args)]
-pub struct QueryArgs {
+pub(crate) struct QueryArgs {
     /// Only this source or service (repeatable).
     #[arg(long = "source", short = 'u', value_name = "S")]
     pub sources: Vec<String>,
@@ -104,7 +104,7 @@ pub struct QueryArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputArg {
+pub(crate) enum OutputArg {
     Short,
     ShortIso,
     Json,
@@ -112,19 +112,19 @@ pub enum OutputArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CountBy {
+pub(crate) enum CountBy {
     Level,
 }
 
 #[derive(Debug, Args)]
-pub struct ConfigArg {
+pub(crate) struct ConfigArg {
     /// The main config file; drop-ins are read from `conf.d/*.toml` beside it.
     #[arg(long, short, default_value = "/etc/logship/logship.toml")]
     pub config: PathBuf,
 }
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// The config file: `[cassandra]` names the cluster, `[serve]` the address and token.
     /// Without it, the defaults (127.0.0.1:9042, keyspace logship) are used.
     #[arg(long, short)]
@@ -135,7 +135,7 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum SchemaAction {
+pub(crate) enum SchemaAction {
     /// Print the CQL that `apply` runs.
     Print(OptionalConfigArg),
     /// Create the keyspace, tables and indexes that are missing. Never drops or alters.
@@ -143,7 +143,7 @@ pub enum SchemaAction {
 }
 
 #[derive(Debug, Args)]
-pub struct OptionalConfigArg {
+pub(crate) struct OptionalConfigArg {
     /// The config file whose `[cassandra]` section names the cluster and keyspace.
     /// Without it, the defaults (127.0.0.1:9042, keyspace logship) are used.
     #[arg(long, short)]
@@ -175,7 +175,7 @@ impl From<FormatArg> for logship::parsers::Format {
 }
 
 #[derive(Debug, Args)]
-pub struct ParseArgs {
+pub(crate) struct ParseArgs {
     /// The log format.
     #[arg(long, value_enum)]
     pub format: FormatArg,

@@ -1,3 +1,6 @@
+//! The `logship` binary: parses the command line, runs the command, prints an error
+//! once (with its causes, `{:#}`) and maps it to the exit code.
+
 use std::process::ExitCode;
 
 use clap::Parser as _;

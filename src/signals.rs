@@ -4,9 +4,12 @@ use crossbeam_channel::Receiver;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+/// What the operator asked for with a signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
+    /// SIGTERM or SIGINT: drain within the shutdown deadline and exit.
     Shutdown,
+    /// SIGHUP: read the config again and apply the source changes.
     Reload,
 }
 

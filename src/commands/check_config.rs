@@ -10,7 +10,7 @@ use logship::tail::discover::Patterns;
 
 use crate::app::exit;
 
-pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
+pub(super) fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {

@@ -10,7 +10,7 @@ mod query;
 mod schema;
 mod serve;
 
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => crate::app::run(&args.config),
         Command::CheckConfig(args) => check_config::run(&args.config),

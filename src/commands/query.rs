@@ -28,7 +28,7 @@ const FOLLOW_POLL: Duration = Duration::from_millis(500);
 const FOLLOW_LOOKBACK_SECS: i64 = 10;
 const DEFAULT_CONFIG: &str = "/etc/logship/logship.toml";
 
-pub fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
+pub(super) fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let tz = if args.utc {
         TimeZone::UTC
     } else {

@@ -8,7 +8,7 @@ use logship::sink::{CassandraConfig, schema, session};
 
 use crate::cli::{OptionalConfigArg, SchemaAction};
 
-pub fn run(action: SchemaAction) -> anyhow::Result<ExitCode> {
+pub(super) fn run(action: SchemaAction) -> anyhow::Result<ExitCode> {
     match action {
         SchemaAction::Print(args) => {
             print!("{}", schema::script(&cassandra(&args)?));

@@ -11,7 +11,7 @@ use logship::sink::CassandraConfig;
 use crate::app::exit;
 use crate::cli::ServeArgs;
 
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (cassandra, serve) = match &args.config {
         None => (CassandraConfig::default(), ServeConfig::default()),
         Some(path) => match Config::load(path) {

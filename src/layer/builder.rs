@@ -10,7 +10,7 @@ use super::capture::EventShipper;
 use super::cassandra::{self, CassandraConfig};
 use super::filter::ShipFilter;
 use super::guard::FlushGuard;
-use super::worker::{self, LayerSink, Shared, UnitConfig};
+use super::worker::{self, LayerCounters, LayerSink, UnitConfig};
 use super::writer::{EventWriter, WriterSink};
 
 /// The layer to add to a `tracing_subscriber::registry()`: the shipper behind its
@@ -20,27 +20,37 @@ pub type LogshipLayer<S> = Filtered<EventShipper, ShipFilter, S>;
 /// A setting `build()` refuses, or the worker thread failing to start.
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
+    /// `.service(..)` was never called: every row needs the service it came from.
     #[error("logship layer: service name is missing (call .service(\"my-app\"))")]
     MissingService,
     #[error(
         "logship layer: service name {0:?} is not a plain non-empty name of at most 128 characters"
     )]
+    /// The service name given (here) is empty, too long or not a plain name.
     BadService(String),
     #[error(
         "logship layer: no Cassandra settings (call .cassandra(CassandraConfig {{ .. }}) or .agent_config(path))"
     )]
+    /// Neither `.cassandra(..)` nor `.agent_config(..)` said where to write.
     MissingCassandra,
+    /// The agent's config file named by `.agent_config(..)` could not be loaded.
     #[cfg(feature = "agent")]
     #[error("logship layer: cannot use the agent's config")]
     AgentConfig(#[source] crate::config::ConfigError),
+    /// The Cassandra settings cannot work (TLS files, password file, ...); the reason.
     #[error("logship layer: Cassandra settings: {0}")]
     BadCassandra(String),
+    /// A numeric setting outside what the layer accepts.
     #[error("logship layer: {name} is {value}; {expected}")]
     OutOfRange {
+        /// The builder method, e.g. `buffer_capacity`.
         name: &'static str,
+        /// The value given, as written.
         value: String,
+        /// The accepted range, in words.
         expected: &'static str,
     },
+    /// The operating system refused to start the worker thread.
     #[error("logship layer: cannot start its worker thread")]
     Spawn(#[source] std::io::Error),
 }
@@ -264,7 +274,7 @@ impl LayerBuilder {
             }
         };
         let (tx, rx) = crossbeam_channel::bounded(self.capacity);
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(LayerCounters::default());
         let config = UnitConfig {
             flush_size: self.flush_size,
             linger: self.linger,

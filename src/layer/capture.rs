@@ -13,7 +13,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 use uuid::Uuid;
 
-use super::worker::{self, Msg, Shared};
+use super::worker::{self, LayerCounters, Msg};
 
 /// Target of the rows the layer writes about itself (the dropped-events count).
 pub const INTERNAL_TARGET: &str = "logship::layer";
@@ -49,14 +49,18 @@ impl CapturedEvent {
         self.timestamp
     }
 
+    /// The event's level; WARN for the layer's own rows.
     pub fn level(&self) -> Level {
         self.meta.map_or(Level::WARN, |m| *m.level())
     }
 
+    /// The event's target (by default its module path); [`INTERNAL_TARGET`] for the
+    /// layer's own rows.
     pub fn target(&self) -> &'static str {
         self.meta.map_or(INTERNAL_TARGET, |m| m.target())
     }
 
+    /// The module the event was emitted in, when the callsite recorded it.
     pub fn module_path(&self) -> Option<&'static str> {
         match self.meta {
             Some(m) => m.module_path(),
@@ -64,10 +68,12 @@ impl CapturedEvent {
         }
     }
 
+    /// The source file of the callsite, when recorded; `None` for the layer's own rows.
     pub fn file(&self) -> Option<&'static str> {
         self.meta.and_then(|m| m.file())
     }
 
+    /// The line of the callsite in [`file`](Self::file), when recorded.
     pub fn line(&self) -> Option<u32> {
         self.meta.and_then(|m| m.line())
     }
@@ -141,8 +147,9 @@ impl CapturedEvent {
     }
 }
 
-/// Field names that fill the `request_id` / `trace_id` columns.
+/// The event or span field whose value fills the `request_id` column.
 pub const REQUEST_ID: &str = "request_id";
+/// The event or span field whose value fills the `trace_id` column.
 pub const TRACE_ID: &str = "trace_id";
 
 /// The fields of a span and of all its ancestors, rendered once when the span is created
@@ -171,7 +178,7 @@ pub(crate) fn new_row_id() -> Uuid {
 #[derive(Debug)]
 pub struct EventShipper {
     pub(crate) tx: Sender<Msg>,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<LayerCounters>,
     pub(crate) blocking: bool,
     pub(crate) max_event_bytes: usize,
 }

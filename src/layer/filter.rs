@@ -39,6 +39,8 @@ pub struct ShipFilter {
 }
 
 impl ShipFilter {
+    /// Ships events at `level` or more severe; `extra_excluded` adds targets (or target
+    /// prefixes) to [`EXCLUDED_TARGETS`].
     pub fn new(level: LevelFilter, extra_excluded: Vec<String>) -> Self {
         ShipFilter {
             level,

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::worker::{Msg, Shared};
+use super::worker::{LayerCounters, Msg};
 
 /// The layer's counters, for an app's health endpoint or metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LayerStats {
     /// Events waiting in the buffer now.
     pub queued: usize,
+    /// The buffer's size in events (the builder's `buffer_capacity`).
     pub capacity: usize,
     /// Rows written so far, including the layer's own dropped-count rows.
     pub written: u64,
@@ -26,7 +27,10 @@ pub struct LayerStats {
 pub struct FlushReport {
     /// Every event captured before the flush was written within the timeout.
     pub complete: bool,
+    /// Rows written since the layer was built (a running total, not this flush's),
+    /// including the layer's own dropped-count rows.
     pub written: u64,
+    /// Events dropped because the buffer was full, since the layer was built.
     pub dropped: u64,
     /// Events still buffered or being retried when the timeout passed: exact after a
     /// shutdown (which discards them), approximate after [`FlushGuard::flush`].
@@ -60,7 +64,7 @@ pub struct FlushGuard {
     tx: Sender<Msg>,
     /// Lets a timed-out shutdown count (and free) what the worker never took.
     rx: Receiver<Msg>,
-    shared: Arc<Shared>,
+    shared: Arc<LayerCounters>,
     capacity: usize,
     timeout: Duration,
     worker: Option<JoinHandle<()>>,
@@ -69,7 +73,7 @@ pub struct FlushGuard {
 impl FlushGuard {
     pub(crate) fn new(
         (tx, rx): (Sender<Msg>, Receiver<Msg>),
-        shared: Arc<Shared>,
+        shared: Arc<LayerCounters>,
         capacity: usize,
         timeout: Duration,
         worker: JoinHandle<()>,
@@ -84,6 +88,7 @@ impl FlushGuard {
         }
     }
 
+    /// The counters now; cheap (atomic loads), safe to call from a health endpoint.
     pub fn stats(&self) -> LayerStats {
         LayerStats {
             queued: self.tx.len(),

@@ -47,4 +47,4 @@ pub use capture::{CapturedEvent, EventShipper};
 pub use cassandra::CassandraConfig;
 pub use filter::ShipFilter;
 pub use guard::{FlushGuard, FlushReport, LayerStats};
-pub use writer::{EventWriter, StopSignal, Stopped, WriteError};
+pub use writer::{EventWriter, FlushTimedOut, StopSignal, WriteError};

@@ -36,9 +36,9 @@ pub(crate) enum Msg {
     },
 }
 
-/// Counters shared by the layer, the worker and the guard.
+/// Counters and the stop signal shared by the layer, the worker and the guard.
 #[derive(Debug, Default)]
-pub(crate) struct Shared {
+pub(crate) struct LayerCounters {
     /// Events refused because the buffer was full (or the worker was gone).
     dropped: AtomicU64,
     /// Rows written, including the layer's own dropped-count rows.
@@ -49,7 +49,7 @@ pub(crate) struct Shared {
     stop: Stop,
 }
 
-impl Shared {
+impl LayerCounters {
     pub(crate) fn note_dropped(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
     }
@@ -98,7 +98,7 @@ pub(crate) type LayerSink = Box<dyn drain::Sink<Item = CapturedEvent>>;
 pub(crate) fn spawn(
     rx: Receiver<Msg>,
     mut sink: LayerSink,
-    shared: Arc<Shared>,
+    shared: Arc<LayerCounters>,
     config: UnitConfig,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -143,7 +143,7 @@ pub(crate) fn spawn(
 /// of dropped events becomes a WARN row once the buffer has room again.
 struct LayerSource {
     rx: Receiver<Msg>,
-    shared: Arc<Shared>,
+    shared: Arc<LayerCounters>,
     capacity: usize,
     /// A flush request waiting for the units before it.
     flush: RefCell<Option<(Sender<()>, bool)>>,

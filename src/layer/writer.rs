@@ -30,7 +30,7 @@ pub struct StopSignal {
 /// The guard gave up waiting for this write.
 #[derive(Debug, thiserror::Error)]
 #[error("the shutdown flush timed out")]
-pub struct Stopped;
+pub struct FlushTimedOut;
 
 impl StopSignal {
     pub(crate) fn new(stop: Stop) -> Self {
@@ -43,7 +43,7 @@ impl StopSignal {
     }
 
     /// Runs `fut` until it completes or the signal is raised (checked every 50 ms).
-    pub async fn or_stopped<F: Future>(&self, fut: F) -> Result<F::Output, Stopped> {
+    pub async fn or_stopped<F: Future>(&self, fut: F) -> Result<F::Output, FlushTimedOut> {
         let watch = async {
             while !self.is_raised() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -51,7 +51,7 @@ impl StopSignal {
         };
         tokio::select! {
             out = fut => Ok(out),
-            () = watch => Err(Stopped),
+            () = watch => Err(FlushTimedOut),
         }
     }
 }

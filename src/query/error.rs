@@ -7,7 +7,12 @@
 pub enum QueryError {
     /// A filter value cannot be understood (a time, a level, a regex, `key=value`).
     #[error("bad {what}: {reason}")]
-    BadFilter { what: &'static str, reason: String },
+    BadFilter {
+        /// Which filter: `time`, `level`, `regex`, `field`, ...
+        what: &'static str,
+        /// Why the value was refused, quoting it.
+        reason: String,
+    },
 
     /// A paging cursor that this version did not hand out, or that belongs to another query.
     #[error("bad cursor: {0}")]
@@ -15,7 +20,12 @@ pub enum QueryError {
 
     /// A request/trace id query matched more rows than a query holds in memory.
     #[error("{what} matches more than {limit} rows; narrow it with a time range or a source")]
-    TooManyRows { what: String, limit: usize },
+    TooManyRows {
+        /// The id query, e.g. `request_id "abc"`.
+        what: String,
+        /// The most rows such a query holds.
+        limit: usize,
+    },
 
     /// Connecting failed (unreachable, login, TLS, config).
     #[error(transparent)]
@@ -23,7 +33,12 @@ pub enum QueryError {
 
     /// Cassandra refused or failed a read.
     #[error("Cassandra failed {what}: {reason}")]
-    Cassandra { what: String, reason: String },
+    Cassandra {
+        /// The read that failed (the table or statement).
+        what: String,
+        /// The driver's error, in its words.
+        reason: String,
+    },
 }
 
 impl QueryError {

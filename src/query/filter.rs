@@ -59,6 +59,7 @@ pub enum Order {
 /// values (OR). `from` is inclusive and `until` exclusive.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
+    /// The tables read (default: both).
     pub tables: Tables,
     /// Sources (infrastructure_logs) or services (application_logs); empty: all.
     pub names: Vec<String>,

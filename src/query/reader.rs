@@ -97,10 +97,12 @@ struct Part {
 /// `GET /sources`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StreamInfo {
+    /// The table the stream's rows are in.
     pub table: LogTable,
     /// The source (infrastructure_logs) or service (application_logs).
     #[serde(rename = "source")]
     pub name: String,
+    /// The host that wrote the stream's rows.
     pub host: String,
     /// Bucket width in seconds (the newest partition's).
     pub bucket_seconds: i32,
@@ -109,6 +111,7 @@ pub struct StreamInfo {
     /// Earliest and latest row times the agent recorded for those partitions.
     #[serde(serialize_with = "ser_ts")]
     pub first_seen: Timestamp,
+    /// See `first_seen`.
     #[serde(serialize_with = "ser_ts")]
     pub last_seen: Timestamp,
 }
@@ -120,20 +123,26 @@ fn ser_ts<S: serde::Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error>
 /// Rows per level per stream name per interval (`--count --by level`, `GET /counts`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Count {
+    /// The table counted.
     pub table: LogTable,
+    /// The source (infrastructure_logs) or service (application_logs).
     #[serde(rename = "source")]
     pub name: String,
+    /// The level as stored (`INFO`, `ERROR`, ...).
     pub level: String,
     /// Start of the interval.
     #[serde(serialize_with = "ser_ts")]
     pub start: Timestamp,
+    /// Rows of this level, stream and interval.
     pub count: u64,
 }
 
 /// One page of rows and where the next page starts (`None`: no more rows).
 #[derive(Debug, Clone)]
 pub struct Page {
+    /// The rows, in the query's order; at most the page size.
     pub rows: Vec<LogRow>,
+    /// Where the next page starts; `None` when this page is the last.
     pub next: Option<Cursor>,
 }
 
@@ -141,12 +150,15 @@ pub struct Page {
 /// Encodes to an opaque string for URLs ([`Cursor::encode`], [`Cursor::decode`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
+    /// The order of the query that made the cursor; a cursor only continues that order.
     pub order: Order,
+    /// The last row of the page: the next page starts strictly after it.
     pub after: Position,
 }
 
 impl Cursor {
-    /// `a1717246800000-<uuid>` (`a` ascending, `d` descending).
+    /// `a1717246800000_<uuid>`: `a` ascending or `d` descending, the row's `ts` in ms, its
+    /// id without hyphens.
     pub fn encode(&self) -> String {
         let dir = match self.order {
             Order::Ascending => 'a',
@@ -155,6 +167,7 @@ impl Cursor {
         format!("{dir}{}_{}", self.after.ts_ms, self.after.id.simple())
     }
 
+    /// Reads what [`encode`](Self::encode) wrote; anything else is a `BadCursor` error.
     pub fn decode(text: &str) -> Result<Cursor, QueryError> {
         let bad = || QueryError::BadCursor(format!("{text:?} is not a cursor this server made"));
         let order = match text.chars().next() {

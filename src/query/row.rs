@@ -13,7 +13,9 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogTable {
+    /// `infrastructure_logs`: records from the agent's file sources.
     Infrastructure,
+    /// `application_logs`: events shipped by the tracing Layer.
     Application,
 }
 
@@ -34,6 +36,7 @@ impl LogTable {
         }
     }
 
+    /// The table of a Cassandra table name; `None` for any other name.
     pub fn from_name(name: &str) -> Option<LogTable> {
         match name {
             "infrastructure_logs" => Some(LogTable::Infrastructure),
@@ -61,9 +64,12 @@ impl LogTable {
 /// (application). Serialized (`-o json`, the HTTP API) with every column that is set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LogRow {
+    /// The table the row was read from.
     pub table: LogTable,
+    /// The source (infrastructure_logs) or service (application_logs).
     #[serde(rename = "source")]
     pub name: String,
+    /// The host that wrote the row.
     pub host: String,
     /// The instant, to the nanosecond when the source gave it.
     #[serde(serialize_with = "serialize_ts")]
@@ -71,16 +77,23 @@ pub struct LogRow {
     /// The stored `ts` (ms since the epoch): with `id`, the row's position.
     #[serde(skip)]
     pub ts_ms: i64,
+    /// The row id (deterministic for file records, drawn at capture for events).
     #[serde(serialize_with = "serialize_id")]
     pub id: Uuid,
+    /// The level as stored (`INFO`, `ERROR`, ...).
     pub level: String,
+    /// The message (the whole line when it did not parse).
     pub message: String,
+    /// The parsed fields (infrastructure_logs) or event fields (application_logs).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, String>,
+    /// The request id column; `None` when the entry carried none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The trace id column; `None` when the entry carried none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// The entry was cut at the line or message size limit.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
     /// infrastructure_logs: why the line did not parse.
@@ -89,15 +102,19 @@ pub struct LogRow {
     /// infrastructure_logs: the file and byte offset the entry came from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_path: Option<String>,
+    /// infrastructure_logs: the entry's byte offset in `file_path`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_offset: Option<i64>,
-    /// application_logs: the event's target, module, source file and line.
+    /// application_logs: the event's target; `None` in infrastructure_logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// application_logs: the module the event came from, when recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub module: Option<String>,
+    /// application_logs: the event's source file, when recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// application_logs: the line in `file`, when recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<i32>,
     /// application_logs: fields of the enclosing spans.
@@ -117,7 +134,9 @@ fn serialize_ts<S: serde::Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::
 /// key within a partition, so merging partitions by it keeps each partition's own order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Position {
+    /// The stored `ts`, in ms since the epoch.
     pub ts_ms: i64,
+    /// The row id, which orders rows of the same millisecond.
     pub id: Uuid,
 }
 
@@ -129,6 +148,7 @@ pub fn uuid_order(a: &Uuid, b: &Uuid) -> Ordering {
 }
 
 impl LogRow {
+    /// The row's place in the merged order.
     pub fn position(&self) -> Position {
         Position {
             ts_ms: self.ts_ms,

@@ -6,14 +6,21 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {
+    /// The file is missing or unreadable (permissions).
     #[error("cannot read the token file {}", path.display())]
     Read {
+        /// The `token_file` configured.
         path: PathBuf,
+        /// Why reading failed.
         #[source]
         source: std::io::Error,
     },
+    /// The file's first line is blank: an empty token would let anyone in.
     #[error("the token file {} is empty", path.display())]
-    Empty { path: PathBuf },
+    Empty {
+        /// The `token_file` configured.
+        path: PathBuf,
+    },
 }
 
 /// The token every request but `/health` and the page itself must carry.

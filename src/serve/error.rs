@@ -25,6 +25,8 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The HTTP status to answer with: 400 for the caller's input, 401 for a missing or
+    /// wrong token, 502 when Cassandra failed, 503 when too many streams are open.
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Param(_) => StatusCode::BAD_REQUEST,

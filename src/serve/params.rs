@@ -13,17 +13,35 @@ use percent_encoding::percent_decode_str;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ParamError {
+    /// A parameter the endpoint does not take (a typo, most often).
     #[error("unknown parameter `{name}`; this endpoint takes: {accepted}")]
-    Unknown { name: String, accepted: String },
+    Unknown {
+        /// The name as given.
+        name: String,
+        /// The endpoint's parameter names, comma-separated.
+        accepted: String,
+    },
+    /// A parameter that is not a list filter was given twice (the named one).
     #[error("parameter `{0}` may appear only once")]
     Repeated(String),
+    /// A value that percent-decodes to bytes that are not UTF-8.
     #[error("parameter `{name}` is not valid UTF-8 after percent-decoding")]
-    Encoding { name: String },
+    Encoding {
+        /// The parameter's name.
+        name: String,
+    },
+    /// A value the parameter cannot take (a bad time, level, number...).
     #[error("parameter `{name}`: {reason}")]
-    Invalid { name: &'static str, reason: String },
+    Invalid {
+        /// The parameter's name.
+        name: &'static str,
+        /// Why the value was refused, quoting it.
+        reason: String,
+    },
 }
 
 impl ParamError {
+    /// An [`Invalid`](ParamError::Invalid) error for parameter `name`.
     pub fn invalid(name: &'static str, reason: impl Into<String>) -> ParamError {
         ParamError::Invalid {
             name,

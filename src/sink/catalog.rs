@@ -111,7 +111,7 @@ impl std::fmt::Debug for Catalog {
 }
 
 impl Catalog {
-    pub async fn prepare(session: &Session, keyspace: &str) -> Result<Catalog, SinkError> {
+    pub(crate) async fn prepare(session: &Session, keyspace: &str) -> Result<Catalog, SinkError> {
         let ks = ident(keyspace);
         let prepare = |text: String| async move {
             let mut stmt = session.prepare(text).await.map_err(|e| SinkError::Schema {
@@ -142,7 +142,7 @@ impl Catalog {
     /// recorded (retried like a failed insert, so its rows are never written unlisted).
     /// A partition the catalog refuses for good (a key over 64 KiB) does not hold its rows
     /// back: the insert then decides their fate (dead letter).
-    pub async fn note(
+    pub(crate) async fn note(
         &self,
         session: &Session,
         rows: &[Row<'_>],

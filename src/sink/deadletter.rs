@@ -18,8 +18,11 @@ pub const FILE_NAME: &str = "dead-letter.jsonl";
 pub struct DeadLetterEntry {
     /// When it was refused (RFC 3339, UTC).
     pub refused_at: String,
+    /// The table it was meant for (`infrastructure_logs`, `application_logs`).
     pub table: &'static str,
+    /// Its row id, so a replay writes the same row once.
     pub id: String,
+    /// Why it was refused (Cassandra's answer, or the size limit).
     pub reason: String,
     /// The record itself (its `Record` or `AppEvent` fields).
     pub record: serde_json::Value,

@@ -16,43 +16,67 @@ pub enum SinkError {
     /// No contact point answered.
     #[error("cannot reach Cassandra at {contact_points}: {reason}")]
     Unreachable {
+        /// The contact points tried, comma-separated.
         contact_points: String,
+        /// The driver's last error, in its words.
         reason: String,
     },
 
     /// The cluster refused the credentials.
     #[error("Cassandra at {contact_points} refused the login of user {user:?}: {reason}")]
     Authentication {
+        /// The contact points tried, comma-separated.
         contact_points: String,
+        /// The user logship logged in as.
         user: String,
+        /// The server's answer.
         reason: String,
     },
 
     /// A TLS handshake or certificate check failed.
     #[error("TLS to Cassandra at {contact_points} failed: {reason}")]
     Tls {
+        /// The contact points tried, comma-separated.
         contact_points: String,
+        /// What the handshake or the certificate check said.
         reason: String,
     },
 
     /// The keyspace or a table is missing or has another shape than logship writes.
     #[error("{what} (run `logship schema apply`): {reason}")]
-    Schema { what: String, reason: String },
+    Schema {
+        /// What is missing, e.g. `keyspace logs lacks table application_logs`.
+        what: String,
+        /// Cassandra's answer.
+        reason: String,
+    },
 
     /// Cassandra refused a statement for a reason that retrying cannot fix (permissions,
     /// syntax); the unit is not acknowledged.
     #[error("Cassandra refused {what}: {reason}")]
-    Refused { what: String, reason: String },
+    Refused {
+        /// The statement or write refused.
+        what: String,
+        /// Cassandra's answer.
+        reason: String,
+    },
 
     /// The write was abandoned because shutdown's deadline passed; the rows not written
     /// are not acknowledged, so file sources read them again at the next start.
     #[error("gave up writing {unwritten} of {total} rows: the shutdown deadline passed")]
-    Stopped { unwritten: usize, total: usize },
+    Deadline {
+        /// Rows of the unit not acknowledged.
+        unwritten: usize,
+        /// Rows in the unit.
+        total: usize,
+    },
 
     /// The dead-letter file could not be written, so a rejected record would be lost.
     #[error("cannot write the dead-letter file {}", path.display())]
     DeadLetter {
+        /// The dead-letter file.
         path: PathBuf,
+        /// Why writing it failed.
         #[source]
         source: std::io::Error,
     },
@@ -60,8 +84,11 @@ pub enum SinkError {
     /// A local output (the file sink) cannot be written.
     #[error("{what} {}", path.display())]
     Output {
+        /// What failed, e.g. `cannot fsync the output file`.
         what: String,
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },

@@ -44,7 +44,9 @@ pub struct MetricsSnapshot {
     /// Latency of whole flush units (first attempt to acknowledgement, retries included):
     /// non-cumulative counts per bucket of [`LATENCY_BOUNDS_SECONDS`], then +Inf.
     pub unit_latency_counts: Vec<u64>,
+    /// Sum of those units' latencies (the histogram's `_sum`).
     pub unit_latency_sum: Duration,
+    /// The breaker's state when the snapshot was taken.
     pub circuit: CircuitState,
 }
 
@@ -97,6 +99,8 @@ impl SinkMetrics {
         self.dead_lettered.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// The counters now (relaxed loads: each is exact, they are not one atomic view),
+    /// with the breaker's state, which the caller reads from the breaker.
     pub fn snapshot(&self, circuit: CircuitState) -> MetricsSnapshot {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         MetricsSnapshot {

@@ -65,6 +65,7 @@ pub struct UnitReport {
     pub truncated: usize,
     /// Attempts made (1 when nothing failed).
     pub attempts: u32,
+    /// Wall time of the whole write, retries and backoff waits included.
     pub elapsed: Duration,
 }
 
@@ -143,7 +144,7 @@ impl Sink {
 
     /// Writes a flush unit of file records to `infrastructure_logs`. Returns once every
     /// record is written (or dead-lettered); until then it retries, so file sources wait.
-    /// Errors: `Stopped` after [`stop_at`](Self::stop_at)'s deadline. On error the unit
+    /// Errors: `Deadline` after [`stop_at`](Self::stop_at)'s deadline. On error the unit
     /// must not be acknowledged.
     ///
     /// For tests, benchmarks and tools on a tokio runtime: it runs the pipeline's drain
@@ -223,7 +224,7 @@ impl Sink {
                 attempts: d.attempts,
                 elapsed: started.elapsed(),
             }),
-            None => Err(SinkError::Stopped {
+            None => Err(SinkError::Deadline {
                 unwritten: total,
                 total,
             }),
@@ -231,7 +232,7 @@ impl Sink {
     }
 
     /// From `deadline` on, writes in progress and new ones give up with
-    /// `SinkError::Stopped` instead of retrying (shutdown's drain deadline).
+    /// `SinkError::Deadline` instead of retrying (shutdown's drain deadline).
     pub fn stop_at(&self, deadline: Instant) {
         self.inner.stop.at(deadline);
     }

@@ -15,7 +15,9 @@ pub const JOURNAL_FIELD_PREFIX: &str = "LOGSHIP";
 /// Where logs go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogTarget {
+    /// Structured entries to the systemd journal (fields such as `LOGSHIP_SOURCE`).
     Journald,
+    /// Text lines on stderr.
     Stderr,
 }
 

@@ -19,7 +19,10 @@ use crate::tail::TailMonitor;
 /// Everything a scrape reads.
 #[derive(Clone)]
 pub struct Probes {
+    /// The tailer's per-source and per-file counters.
     pub tail: TailMonitor,
+    /// The queue's depth and capacity now (a closure over a receiver, so holding it
+    /// never keeps the queue open).
     pub queue: Arc<dyn Fn() -> QueueStats + Send + Sync>,
     /// The drain loop's progress: write counters, breaker, reachability.
     pub sink: Arc<Progress>,

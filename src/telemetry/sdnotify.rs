@@ -35,6 +35,7 @@ pub fn reloading() {
     send(&[("RELOADING", "1"), ("MONOTONIC_USEC", usec.as_str())]);
 }
 
+/// Shutdown begins (`STOPPING=1`): systemd shows "deactivating" while the buffer drains.
 pub fn stopping() {
     send(&[(daemon::STATE_STOPPING, "1")]);
 }

@@ -18,13 +18,13 @@ use uuid::Uuid;
 #[path = "../support/prereq.rs"]
 mod prereq;
 
-pub const KEYSPACE: &str = "logship_layer_test";
-pub const HOST: &str = "layer-test-host";
+pub(crate) const KEYSPACE: &str = "logship_layer_test";
+pub(crate) const HOST: &str = "layer-test-host";
 /// Partitions one day wide: a test's rows are in one or two partitions (midnight).
-pub const BUCKET: Duration = Duration::from_secs(86_400);
+pub(crate) const BUCKET: Duration = Duration::from_secs(86_400);
 
 /// The tests share one node and one keyspace: they run one at a time.
-pub fn serial() -> MutexGuard<'static, ()> {
+pub(crate) fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -32,7 +32,7 @@ pub fn serial() -> MutexGuard<'static, ()> {
 /// Starts the project's local node (idempotent) and applies the schema to the test
 /// keyspace. `None` (with a visible `SKIPPED` line) when Cassandra cannot be started,
 /// except under `CI=true`, where that fails the test (`prereq`).
-pub fn cassandra() -> Option<CassandraConfig> {
+pub(crate) fn cassandra() -> Option<CassandraConfig> {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
     let ready = READY.get_or_init(|| {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cassandra");
@@ -57,7 +57,7 @@ pub fn cassandra() -> Option<CassandraConfig> {
 }
 
 /// Settings for the local node and the test keyspace.
-pub fn config() -> CassandraConfig {
+pub(crate) fn config() -> CassandraConfig {
     CassandraConfig {
         contact_points: vec!["127.0.0.1".into()],
         port: 9042,
@@ -67,7 +67,7 @@ pub fn config() -> CassandraConfig {
     }
 }
 
-pub fn block_on<F: Future>(fut: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -77,7 +77,7 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
 
 /// A row of `application_logs` as the tests look at it.
 #[derive(Debug, Clone)]
-pub struct StoredRow {
+pub(crate) struct StoredRow {
     pub id: Uuid,
     pub ts: i64,
     pub level: String,
@@ -108,7 +108,11 @@ type RawRow = (
 );
 
 /// Every row of `service` on [`HOST`] written between `from` and `to` (UTC days).
-pub fn read_rows(service: &str, from: jiff::Timestamp, to: jiff::Timestamp) -> Vec<StoredRow> {
+pub(crate) fn read_rows(
+    service: &str,
+    from: jiff::Timestamp,
+    to: jiff::Timestamp,
+) -> Vec<StoredRow> {
     let config = config();
     let first = Placement::of(from, BUCKET).day.0;
     let last = Placement::of(to, BUCKET).day.0;
@@ -151,20 +155,20 @@ pub fn read_rows(service: &str, from: jiff::Timestamp, to: jiff::Timestamp) -> V
 }
 
 /// A unique service name per test run, so runs never see each other's rows.
-pub fn service(name: &str) -> String {
+pub(crate) fn service(name: &str) -> String {
     format!("{name}-{}", Uuid::new_v4().simple())
 }
 
 /// A TCP proxy in front of the real node: it closes every connection until [`up`] is
 /// called, then forwards them to 127.0.0.1:9042. Only the network path plays dead;
 /// Cassandra itself stays real.
-pub struct Proxy {
+pub(crate) struct Proxy {
     pub port: u16,
     up: Arc<AtomicBool>,
 }
 
 impl Proxy {
-    pub fn start() -> Proxy {
+    pub(crate) fn start() -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let port = listener.local_addr().expect("proxy addr").port();
         let up = Arc::new(AtomicBool::new(false));
@@ -185,7 +189,7 @@ impl Proxy {
         Proxy { port, up }
     }
 
-    pub fn up(&self) {
+    pub(crate) fn up(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
 }
@@ -205,7 +209,7 @@ fn pipe(client: TcpStream, server: TcpStream) -> io::Result<()> {
 }
 
 /// Resident memory of this process, in bytes.
-pub fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("statm");
     let pages: u64 = statm
         .split_whitespace()

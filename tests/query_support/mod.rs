@@ -15,7 +15,7 @@ use logship::sink::{AppEvent, file_row_id};
 use uuid::Uuid;
 
 /// A file source's route with this bucket width.
-pub fn route(source: &str, bucket: Duration) -> Arc<Route> {
+pub(crate) fn route(source: &str, bucket: Duration) -> Arc<Route> {
     Arc::new(Route {
         source: source.into(),
         table: Table::InfrastructureLogs,
@@ -25,7 +25,7 @@ pub fn route(source: &str, bucket: Duration) -> Arc<Route> {
 }
 
 /// Builds file records of one file, assigning byte offsets as a tailer would.
-pub struct FileWriter {
+pub(crate) struct FileWriter {
     pub route: Arc<Route>,
     pub host: String,
     pub file: FileId,
@@ -33,7 +33,7 @@ pub struct FileWriter {
 }
 
 impl FileWriter {
-    pub fn new(route: &Arc<Route>, host: &str, inode: u64) -> FileWriter {
+    pub(crate) fn new(route: &Arc<Route>, host: &str, inode: u64) -> FileWriter {
         FileWriter {
             route: Arc::clone(route),
             host: host.to_owned(),
@@ -47,7 +47,7 @@ impl FileWriter {
     }
 
     /// The next record of the file, and its row id.
-    pub fn record(
+    pub(crate) fn record(
         &mut self,
         ts: Timestamp,
         level: Level,
@@ -85,7 +85,7 @@ impl FileWriter {
 }
 
 /// An application event of `service` on `host`.
-pub fn app_event(
+pub(crate) fn app_event(
     service: &str,
     host: &str,
     ts: Timestamp,
@@ -114,7 +114,7 @@ pub fn app_event(
 }
 
 /// A config file naming the node and keyspace, in `dir`.
-pub fn write_config(dir: &Path, contact_point: &str, port: u16, keyspace: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, contact_point: &str, port: u16, keyspace: &str) -> PathBuf {
     let path = dir.join("logship.toml");
     std::fs::write(
         &path,
@@ -126,12 +126,12 @@ pub fn write_config(dir: &Path, contact_point: &str, port: u16, keyspace: &str) 
     path
 }
 
-pub fn logship() -> Command {
+pub(crate) fn logship() -> Command {
     Command::new(env!("CARGO_BIN_EXE_logship"))
 }
 
 /// Runs `logship query --config CONFIG ARGS...`.
-pub fn query(config: &Path, args: &[&str]) -> Output {
+pub(crate) fn query(config: &Path, args: &[&str]) -> Output {
     logship()
         .arg("query")
         .arg("--config")
@@ -142,16 +142,16 @@ pub fn query(config: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-pub fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-pub fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The `id` of every JSON line of `text`.
-pub fn json_ids(text: &str) -> Vec<Uuid> {
+pub(crate) fn json_ids(text: &str) -> Vec<Uuid> {
     text.lines()
         .map(|l| {
             let v: serde_json::Value =

@@ -20,10 +20,14 @@ use crate::support::cassandra::{Node, apply_schema, default_node, unique_keyspac
 use crate::support::records::{InfraRow, read_all_infra};
 
 /// How long a test waits for rows or log lines before it fails.
-pub const WAIT: Duration = Duration::from_secs(90);
+pub(crate) const WAIT: Duration = Duration::from_secs(90);
 
 /// Polls `check` every 100 ms until it returns `Some`; panics naming `what` after `timeout`.
-pub fn wait_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_until<T>(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = check() {
@@ -38,7 +42,7 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
 }
 
 /// A port on 127.0.0.1 nothing listens on right now.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -46,7 +50,7 @@ pub fn free_port() -> u16 {
 }
 
 /// One nginx `combined` line whose request path carries `n` (`/line/<n>`), stamped now.
-pub fn nginx_line(n: u64) -> String {
+pub(crate) fn nginx_line(n: u64) -> String {
     let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC);
     format!(
         "10.1.{}.{} - - [{}] \"GET /line/{n}?q=x HTTP/1.1\" 200 {} \"-\" \"Mozilla/5.0 (X11; Linux x86_64) test\"\n",
@@ -58,7 +62,7 @@ pub fn nginx_line(n: u64) -> String {
 }
 
 /// Appends lines `from..to` to `path` in one write per 1000 lines.
-pub fn append_lines(path: &Path, from: u64, to: u64) {
+pub(crate) fn append_lines(path: &Path, from: u64, to: u64) {
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
@@ -76,7 +80,7 @@ pub fn append_lines(path: &Path, from: u64, to: u64) {
 }
 
 /// The line number a row's message carries (`/line/<n>`).
-pub fn line_number(message: &str) -> Option<u64> {
+pub(crate) fn line_number(message: &str) -> Option<u64> {
     let rest = message.split("/line/").nth(1)?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
@@ -84,14 +88,14 @@ pub fn line_number(message: &str) -> Option<u64> {
 
 /// A `[[source]]` of the config.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub(crate) struct Source {
     pub name: String,
     pub glob: String,
     pub format: &'static str,
 }
 
 impl Source {
-    pub fn nginx(name: &str, glob: &Path) -> Source {
+    pub(crate) fn nginx(name: &str, glob: &Path) -> Source {
         Source {
             name: name.to_owned(),
             glob: glob.display().to_string(),
@@ -99,7 +103,7 @@ impl Source {
         }
     }
 
-    pub fn toml(&self) -> String {
+    pub(crate) fn toml(&self) -> String {
         format!(
             "\n[[source]]\nname = \"{}\"\npaths = [\"{}\"]\nexclude = [\"*.gz\"]\nformat = \"{}\"\n",
             self.name, self.glob, self.format
@@ -109,7 +113,7 @@ impl Source {
 
 /// A keyspace of its own on the local node, with the schema applied, and a session to
 /// read it back; `None` (test skipped) when no node can start outside CI.
-pub struct Db {
+pub(crate) struct Db {
     pub rt: tokio::runtime::Runtime,
     pub session: scylla::client::session::Session,
     pub keyspace: String,
@@ -118,12 +122,12 @@ pub struct Db {
 
 impl Db {
     /// A keyspace on the default node (127.0.0.1:9042).
-    pub fn new(prefix: &str) -> Option<Db> {
+    pub(crate) fn new(prefix: &str) -> Option<Db> {
         Db::on(default_node()?, prefix)
     }
 
     /// A keyspace on `node` (e.g. `faults_node()`), with the schema applied.
-    pub fn on(node: Node, prefix: &str) -> Option<Db> {
+    pub(crate) fn on(node: Node, prefix: &str) -> Option<Db> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -141,7 +145,7 @@ impl Db {
 
     /// Waits until this test's own session reads again after its node came back: the
     /// driver reconnects its pool on its own schedule, which may trail the agent's.
-    pub fn wait_readable(&self) {
+    pub(crate) fn wait_readable(&self) {
         wait_until(WAIT, "the test's session to reach its node again", || {
             self.rt
                 .block_on(
@@ -154,13 +158,13 @@ impl Db {
     }
 
     /// Every row of this keyspace's `infrastructure_logs`.
-    pub fn rows(&self) -> Vec<InfraRow> {
+    pub(crate) fn rows(&self) -> Vec<InfraRow> {
         self.rt
             .block_on(read_all_infra(&self.session, &self.keyspace))
     }
 
     /// Rows of one source and host.
-    pub fn rows_of(&self, source: &str, host: &str) -> Vec<InfraRow> {
+    pub(crate) fn rows_of(&self, source: &str, host: &str) -> Vec<InfraRow> {
         self.rows()
             .into_iter()
             .filter(|r| r.source == source && r.host == host)
@@ -168,7 +172,7 @@ impl Db {
     }
 
     /// Waits until `source`/`host` has at least `n` rows; returns them.
-    pub fn wait_rows(&self, source: &str, host: &str, n: usize) -> Vec<InfraRow> {
+    pub(crate) fn wait_rows(&self, source: &str, host: &str, n: usize) -> Vec<InfraRow> {
         let start = Instant::now();
         loop {
             let rows = self.rows_of(source, host);
@@ -186,7 +190,7 @@ impl Db {
     }
 
     /// The `[cassandra]` section for this keyspace.
-    pub fn cassandra_toml(&self) -> String {
+    pub(crate) fn cassandra_toml(&self) -> String {
         format!(
             "[cassandra]\ncontact_points = [\"{}\"]\nport = {}\nkeyspace = \"{}\"\n",
             self.node.host, self.node.port, self.keyspace
@@ -195,7 +199,7 @@ impl Db {
 
     /// The `[cassandra]` section for this keyspace reached through `contact_point`
     /// (`host:port`, e.g. a test proxy in front of the node).
-    pub fn cassandra_toml_via(&self, contact_point: &str) -> String {
+    pub(crate) fn cassandra_toml_via(&self, contact_point: &str) -> String {
         format!(
             "[cassandra]\ncontact_points = [\"{contact_point}\"]\nkeyspace = \"{}\"\n",
             self.keyspace
@@ -204,7 +208,7 @@ impl Db {
 }
 
 /// Asserts that `rows` hold every line number of `0..n` exactly once, with distinct ids.
-pub fn assert_exactly_once(rows: &[InfraRow], n: u64, what: &str) {
+pub(crate) fn assert_exactly_once(rows: &[InfraRow], n: u64, what: &str) {
     let ids: std::collections::HashSet<_> = rows.iter().map(|r| r.id).collect();
     assert_eq!(ids.len(), rows.len(), "{what}: duplicate row ids");
     let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
@@ -228,14 +232,14 @@ pub fn assert_exactly_once(rows: &[InfraRow], n: u64, what: &str) {
 }
 
 /// A temp directory holding `logship.toml`, `conf.d/`, `logs/` and `data/`.
-pub struct Workspace {
+pub(crate) struct Workspace {
     pub dir: tempfile::TempDir,
     pub host: String,
     pub metrics_port: u16,
 }
 
 impl Workspace {
-    pub fn new(host: &str) -> Workspace {
+    pub(crate) fn new(host: &str) -> Workspace {
         let dir = tempfile::tempdir().expect("temp dir");
         fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
         fs::create_dir_all(dir.path().join("conf.d")).expect("conf.d");
@@ -246,24 +250,24 @@ impl Workspace {
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.path().join("logship.toml")
     }
 
-    pub fn log(&self, name: &str) -> PathBuf {
+    pub(crate) fn log(&self, name: &str) -> PathBuf {
         self.path().join("logs").join(name)
     }
 
-    pub fn dropin(&self, name: &str) -> PathBuf {
+    pub(crate) fn dropin(&self, name: &str) -> PathBuf {
         self.path().join("conf.d").join(name)
     }
 
     /// The `[agent]` and `[metrics]` sections (fast rescans so tests wait less).
-    pub fn agent_toml(&self) -> String {
+    pub(crate) fn agent_toml(&self) -> String {
         format!(
             "[agent]\ndata_dir = \"{}\"\nhost = \"{}\"\n\n[metrics]\nlisten = \"127.0.0.1:{}\"\n\n\
              [tail]\nrescan_interval = \"500ms\"\npoll_interval = \"200ms\"\nrotate_wait = \"3s\"\n\n",
@@ -274,7 +278,7 @@ impl Workspace {
     }
 
     /// Writes the main config: agent sections, `extra` (other sections), then sources.
-    pub fn write_config(&self, db: Option<&Db>, extra: &str, sources: &[Source]) {
+    pub(crate) fn write_config(&self, db: Option<&Db>, extra: &str, sources: &[Source]) {
         let mut text = self.agent_toml();
         if let Some(db) = db {
             text.push_str(&db.cassandra_toml());
@@ -287,7 +291,7 @@ impl Workspace {
     }
 
     /// Runs `logship <args>` to completion (no Cassandra involved).
-    pub fn run_cli(&self, args: &[&str]) -> CliOutput {
+    pub(crate) fn run_cli(&self, args: &[&str]) -> CliOutput {
         let out = base_command()
             .args(args)
             .output()
@@ -300,13 +304,13 @@ impl Workspace {
     }
 
     /// Starts `logship run --config <this config>`.
-    pub fn spawn(&self, env: &[(&str, &str)]) -> Agent {
+    pub(crate) fn spawn(&self, env: &[(&str, &str)]) -> Agent {
         Agent::spawn(&self.config(), self.metrics_port, env)
     }
 }
 
 #[derive(Debug)]
-pub struct CliOutput {
+pub(crate) struct CliOutput {
     pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
@@ -329,7 +333,7 @@ fn base_command() -> Command {
 }
 
 /// Removes ANSI colour sequences, so assertions read the text.
-pub fn strip_ansi(s: &str) -> String {
+pub(crate) fn strip_ansi(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
@@ -348,14 +352,14 @@ pub fn strip_ansi(s: &str) -> String {
 }
 
 /// A running agent. Dropping it kills the process, so a failed test leaves nothing behind.
-pub struct Agent {
+pub(crate) struct Agent {
     child: Child,
     stderr: Arc<Mutex<String>>,
     pub metrics_port: u16,
 }
 
 impl Agent {
-    pub fn spawn(config: &Path, metrics_port: u16, env: &[(&str, &str)]) -> Agent {
+    pub(crate) fn spawn(config: &Path, metrics_port: u16, env: &[(&str, &str)]) -> Agent {
         let mut cmd = base_command();
         cmd.arg("run")
             .arg("--config")
@@ -385,12 +389,12 @@ impl Agent {
         }
     }
 
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 
     /// What the agent wrote on stderr so far, raw (colour codes kept).
-    pub fn stderr_raw(&self) -> String {
+    pub(crate) fn stderr_raw(&self) -> String {
         self.stderr
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -398,12 +402,12 @@ impl Agent {
     }
 
     /// What the agent wrote on stderr so far, without colour codes.
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         strip_ansi(&self.stderr_raw())
     }
 
     /// Waits until stderr contains `needle`; panics with the whole stderr otherwise.
-    pub fn wait_log(&mut self, needle: &str, timeout: Duration) {
+    pub(crate) fn wait_log(&mut self, needle: &str, timeout: Duration) {
         let start = Instant::now();
         loop {
             if self.stderr().contains(needle) {
@@ -430,22 +434,22 @@ impl Agent {
     }
 
     /// Waits for "logship ready".
-    pub fn wait_ready(&mut self) {
+    pub(crate) fn wait_ready(&mut self) {
         self.wait_log("logship ready", WAIT);
     }
 
-    pub fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid; it has not been reaped while `self` lives.
         let rc = unsafe { libc::kill(self.pid(), sig) };
         assert_eq!(rc, 0, "kill({}, {sig})", self.pid());
     }
 
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Waits for the process to exit; panics with stderr after `timeout`.
-    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -462,18 +466,18 @@ impl Agent {
     }
 
     /// `kill -9` and reap.
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// GET `path` on the metrics listener: (status code, body); `None` if it cannot connect.
-    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+    pub(crate) fn get(&self, path: &str) -> Option<(u16, String)> {
         http_get(self.metrics_port, path)
     }
 
     /// The `/metrics` text (panics if the endpoint does not answer 200).
-    pub fn metrics(&self) -> String {
+    pub(crate) fn metrics(&self) -> String {
         match self.get("/metrics") {
             Some((200, body)) => body,
             other => panic!("/metrics answered {other:?}; stderr:\n{}", self.stderr()),
@@ -481,13 +485,13 @@ impl Agent {
     }
 
     /// The value of the sample `series` (`name{labels}` exactly as rendered), if present.
-    pub fn metric(&self, series: &str) -> Option<f64> {
+    pub(crate) fn metric(&self, series: &str) -> Option<f64> {
         metric_value(&self.metrics(), series)
     }
 
     /// Waits until every file is read to its end and acknowledged (checkpoint lag 0 over
     /// every file) and the buffer is empty: nothing more can arrive after that.
-    pub fn wait_settled(&self) {
+    pub(crate) fn wait_settled(&self) {
         wait_until(WAIT, "checkpoint lag 0 and an empty buffer", || {
             let m = self.metrics();
             let depth = metric_value(&m, "logship_buffer_depth{}")?;
@@ -497,7 +501,7 @@ impl Agent {
 }
 
 /// The sum of `logship_checkpoint_lag_bytes` over every file in Prometheus text.
-pub fn total_lag(text: &str) -> f64 {
+pub(crate) fn total_lag(text: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with("logship_checkpoint_lag_bytes{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -514,7 +518,7 @@ impl Drop for Agent {
 }
 
 /// The value of `series` in Prometheus text.
-pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn metric_value(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|l| {
         let rest = l.strip_prefix(series)?;
         let value = rest.strip_prefix(' ')?;
@@ -523,7 +527,7 @@ pub fn metric_value(text: &str, series: &str) -> Option<f64> {
 }
 
 /// A bare HTTP/1.1 GET (no client library needed for two local endpoints).
-pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+pub(crate) fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -566,7 +570,7 @@ fn dechunk(mut body: &str) -> String {
 }
 
 /// Resident memory of process `pid` in KiB (`VmRSS`), `None` once it is gone.
-pub fn rss_kib(pid: i32) -> Option<u64> {
+pub(crate) fn rss_kib(pid: i32) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -578,7 +582,7 @@ pub fn rss_kib(pid: i32) -> Option<u64> {
 }
 
 /// A file opened for appending, for writers that keep it open across a rotation.
-pub fn open_append(path: &Path) -> File {
+pub(crate) fn open_append(path: &Path) -> File {
     OpenOptions::new()
         .create(true)
         .append(true)

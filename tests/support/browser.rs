@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::http_client::request;
 
 /// A chromedriver process with one headless chromium session.
-pub struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     port: u16,
     session: String,
@@ -42,7 +42,7 @@ fn free_port() -> u16 {
 
 impl Browser {
     /// Starts chromedriver and a headless chromium with a `width`×`height` window.
-    pub fn start(width: u32, height: u32) -> Option<Browser> {
+    pub(crate) fn start(width: u32, height: u32) -> Option<Browser> {
         let (Some(driver), Some(chromium)) = (find("chromedriver"), find("chromium")) else {
             let msg = "chromium and chromedriver are not installed (run scripts/setup.d/browser)";
             assert!(!in_ci(), "{msg}");
@@ -113,11 +113,11 @@ impl Browser {
         self.call(method, &format!("/session/{}{path}", self.session), body)
     }
 
-    pub fn goto(&self, url: &str) {
+    pub(crate) fn goto(&self, url: &str) {
         self.session_call("POST", "/url", Some(json!({"url": url})));
     }
 
-    pub fn current_url(&self) -> String {
+    pub(crate) fn current_url(&self) -> String {
         self.session_call("GET", "/url", None)
             .as_str()
             .unwrap_or_default()
@@ -125,7 +125,7 @@ impl Browser {
     }
 
     /// Runs `script` (a function body; `arguments` holds `args`) and returns what it returns.
-    pub fn eval(&self, script: &str, args: Vec<Value>) -> Value {
+    pub(crate) fn eval(&self, script: &str, args: Vec<Value>) -> Value {
         self.session_call(
             "POST",
             "/execute/sync",
@@ -134,7 +134,7 @@ impl Browser {
     }
 
     /// The element id of the first match of `css`.
-    pub fn find(&self, css: &str) -> String {
+    pub(crate) fn find(&self, css: &str) -> String {
         let v = self.session_call(
             "POST",
             "/element",
@@ -148,7 +148,7 @@ impl Browser {
     }
 
     /// Clears the input matching `css` and types `text` into it, as a user would.
-    pub fn type_into(&self, css: &str, text: &str) {
+    pub(crate) fn type_into(&self, css: &str, text: &str) {
         let el = self.find(css);
         self.session_call("POST", &format!("/element/{el}/clear"), Some(json!({})));
         self.session_call(
@@ -158,13 +158,13 @@ impl Browser {
         );
     }
 
-    pub fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         let el = self.find(css);
         self.session_call("POST", &format!("/element/{el}/click"), Some(json!({})));
     }
 
     /// Polls `script` until it returns something other than null/false; panics after `timeout`.
-    pub fn wait_for(&self, timeout: Duration, what: &str, script: &str) -> Value {
+    pub(crate) fn wait_for(&self, timeout: Duration, what: &str, script: &str) -> Value {
         let start = Instant::now();
         loop {
             let v = self.eval(script, vec![]);
@@ -180,7 +180,7 @@ impl Browser {
     }
 
     /// A PNG of the window, written to `path`.
-    pub fn screenshot(&self, path: &Path) {
+    pub(crate) fn screenshot(&self, path: &Path) {
         let b64 = self.session_call("GET", "/screenshot", None);
         let png = base64_decode(b64.as_str().expect("screenshot is a base64 string"));
         assert!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");

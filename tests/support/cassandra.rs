@@ -12,11 +12,11 @@ use logship::sink::{CassandraConfig, RetryConfig, TlsConfig};
 // The one skip rule lives beside this file; declared here (and re-exported as
 // `support::prereq`) so the benches that include this file alone build too.
 #[path = "prereq.rs"]
-pub mod prereq;
+pub(crate) mod prereq;
 
 /// How to reach a node started by `scripts/cassandra`.
 #[derive(Debug, Clone)]
-pub struct Node {
+pub(crate) struct Node {
     pub profile: &'static str,
     pub host: String,
     pub port: u16,
@@ -35,13 +35,13 @@ pub struct Node {
 
 impl Node {
     /// `host:port`.
-    pub fn contact_point(&self) -> String {
+    pub(crate) fn contact_point(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
 
     /// A sink config for this node and `keyspace`, with credentials and TLS for the
     /// secure profile and quick retries (tests wait on conditions, not on backoff).
-    pub fn config(&self, keyspace: &str) -> CassandraConfig {
+    pub(crate) fn config(&self, keyspace: &str) -> CassandraConfig {
         CassandraConfig {
             contact_points: vec![self.host.clone()],
             port: self.port,
@@ -65,19 +65,19 @@ impl Node {
 }
 
 /// The repository root (where `scripts/` is).
-pub fn repo_root() -> &'static Path {
+pub(crate) fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Runs `scripts/cassandra <args>` and returns its output (never panics itself).
-pub fn script(args: &[&str]) -> std::io::Result<Output> {
+pub(crate) fn script(args: &[&str]) -> std::io::Result<Output> {
     Command::new(repo_root().join("scripts/cassandra"))
         .args(args)
         .output()
 }
 
 /// `scripts/cassandra <args>` with extra environment variables.
-pub fn script_env(args: &[&str], env: &[(&str, &str)]) -> std::io::Result<Output> {
+pub(crate) fn script_env(args: &[&str], env: &[(&str, &str)]) -> std::io::Result<Output> {
     Command::new(repo_root().join("scripts/cassandra"))
         .args(args)
         .envs(env.iter().copied())
@@ -87,12 +87,12 @@ pub fn script_env(args: &[&str], env: &[(&str, &str)]) -> std::io::Result<Output
 /// JVM options that make a node acknowledge a write only after its commit log is synced
 /// (`commitlog_sync: group`). With `periodic`, a SIGKILLed node loses writes it already
 /// acknowledged, which crash tests must not mistake for the agent losing them.
-pub const DURABLE_COMMITLOG_JAVA_OPTS: &str = "-Dcassandra.config.allow_system_properties=true \
+pub(crate) const DURABLE_COMMITLOG_JAVA_OPTS: &str = "-Dcassandra.config.allow_system_properties=true \
      -Dcassandra.settings.commitlog_sync=group -Dcassandra.settings.commitlog_sync_group_window=15ms \
      -Dcassandra.settings.commitlog_sync_period=0ms";
 
 /// Like [`script`], panicking with the script's output when it fails.
-pub fn script_ok(args: &[&str]) -> String {
+pub(crate) fn script_ok(args: &[&str]) -> String {
     let out = script(args).unwrap_or_else(|e| panic!("cannot run scripts/cassandra: {e}"));
     let text = format!(
         "{}{}",
@@ -108,7 +108,7 @@ pub fn script_ok(args: &[&str]) -> String {
 }
 
 /// Like [`script_ok`] with extra environment variables.
-pub fn script_env_ok(args: &[&str], env: &[(&str, &str)]) -> String {
+pub(crate) fn script_env_ok(args: &[&str], env: &[(&str, &str)]) -> String {
     let out = script_env(args, env).unwrap_or_else(|e| panic!("cannot run scripts/cassandra: {e}"));
     let text = format!(
         "{}{}",
@@ -171,26 +171,26 @@ fn node(profile: &'static str, cell: &'static OnceLock<Result<Node, String>>) ->
 }
 
 /// The plain node on 127.0.0.1:9042, started once per test process.
-pub fn default_node() -> Option<Node> {
+pub(crate) fn default_node() -> Option<Node> {
     static NODE: OnceLock<Result<Node, String>> = OnceLock::new();
     node("default", &NODE)
 }
 
 /// The node with PasswordAuthenticator and client TLS, started once per test process.
-pub fn secure_node() -> Option<Node> {
+pub(crate) fn secure_node() -> Option<Node> {
     static NODE: OnceLock<Result<Node, String>> = OnceLock::new();
     node("secure", &NODE)
 }
 
 /// The node the daemon fault tests stop, kill -9 and restart (127.0.0.1:9342, group
 /// commit log), started once per test process. Only tests/daemon_faults*.rs use it.
-pub fn faults_node() -> Option<Node> {
+pub(crate) fn faults_node() -> Option<Node> {
     static NODE: OnceLock<Result<Node, String>> = OnceLock::new();
     node("faults", &NODE)
 }
 
 /// A keyspace name no other test (or earlier run) uses.
-pub fn unique_keyspace(prefix: &str) -> String {
+pub(crate) fn unique_keyspace(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -203,7 +203,7 @@ pub fn unique_keyspace(prefix: &str) -> String {
 }
 
 /// Connects and applies the schema for `config` (keyspace, tables, indexes).
-pub async fn apply_schema(config: &CassandraConfig) -> scylla::client::session::Session {
+pub(crate) async fn apply_schema(config: &CassandraConfig) -> scylla::client::session::Session {
     let session = logship::sink::session::connect(config)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -214,7 +214,7 @@ pub async fn apply_schema(config: &CassandraConfig) -> scylla::client::session::
 }
 
 /// Polls `check` until it returns `Some` or `timeout` passes.
-pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+pub(crate) async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,

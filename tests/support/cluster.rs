@@ -21,13 +21,13 @@ use crate::support::cassandra::{Node, script, unique_keyspace};
 use crate::support::records::{InfraRow, read_all_infra};
 
 /// Native port of every node of the cluster profile.
-pub const PORT: u16 = 9242;
-pub const DATACENTER: &str = "dc1";
-pub const NODES: [u8; 3] = [1, 2, 3];
+pub(crate) const PORT: u16 = 9242;
+pub(crate) const DATACENTER: &str = "dc1";
+pub(crate) const NODES: [u8; 3] = [1, 2, 3];
 
 /// The running cluster.
 #[derive(Debug, Clone)]
-pub struct Cluster {
+pub(crate) struct Cluster {
     /// `system.log` of node 1, 2, 3.
     pub logs: Vec<PathBuf>,
 }
@@ -58,7 +58,7 @@ impl Cluster {
     /// with it, then starts whatever node is down (a failed test may have left one down)
     /// and waits until all three are Up/Normal. `None` (the test returns) when the cluster
     /// cannot start outside CI; under `CI=true` that fails the test.
-    pub fn lock() -> Option<(Cluster, MutexGuard<'static, ()>)> {
+    pub(crate) fn lock() -> Option<(Cluster, MutexGuard<'static, ()>)> {
         static LOCK: Mutex<()> = Mutex::new(());
         static FIRST: OnceLock<Result<(), String>> = OnceLock::new();
         let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
@@ -93,13 +93,13 @@ impl Cluster {
     }
 
     /// `host` of node `n`.
-    pub fn host(n: u8) -> String {
+    pub(crate) fn host(n: u8) -> String {
         format!("127.0.0.{n}")
     }
 
     /// The sink settings for `keyspace` on this cluster: all three contact points, dc1,
     /// RF 3, `LOCAL_QUORUM` and the product's default retry pacing (what is under test).
-    pub fn config(&self, keyspace: &str) -> CassandraConfig {
+    pub(crate) fn config(&self, keyspace: &str) -> CassandraConfig {
         CassandraConfig {
             contact_points: NODES.iter().map(|n| Cluster::host(*n)).collect(),
             port: PORT,
@@ -114,7 +114,7 @@ impl Cluster {
     }
 
     /// The agent's `[cassandra]` section for `keyspace`, contact points in `order`.
-    pub fn cassandra_toml(&self, keyspace: &str, order: &[u8]) -> String {
+    pub(crate) fn cassandra_toml(&self, keyspace: &str, order: &[u8]) -> String {
         let points: Vec<String> = order
             .iter()
             .map(|n| format!("\"{}\"", Cluster::host(*n)))
@@ -129,7 +129,7 @@ impl Cluster {
 
     /// A fresh keyspace at RF 3 with the schema applied, and a session reading it at
     /// `LOCAL_QUORUM` (as `agent::Db`, so its row helpers work on the cluster).
-    pub fn db(&self, prefix: &str) -> Db {
+    pub(crate) fn db(&self, prefix: &str) -> Db {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -158,7 +158,7 @@ impl Cluster {
 
     /// Every row of `keyspace.infrastructure_logs`, read at consistency `ALL`: every
     /// replica must answer, so this fails while a node is down.
-    pub fn rows_at_all(&self, keyspace: &str) -> Vec<InfraRow> {
+    pub(crate) fn rows_at_all(&self, keyspace: &str) -> Vec<InfraRow> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -175,22 +175,22 @@ impl Cluster {
 
     /// `kill -9` node `n` (its commit log is synced in group mode: it loses nothing it
     /// acknowledged).
-    pub fn kill9(&self, n: u8) {
+    pub(crate) fn kill9(&self, n: u8) {
         run_ok(&["kill9", "--profile", "cluster", "--node", &n.to_string()]);
     }
 
     /// Starts node `n`; returns once every running node sees every running node Up/Normal.
-    pub fn start(&self, n: u8) {
+    pub(crate) fn start(&self, n: u8) {
         run_ok(&["start", "--profile", "cluster", "--node", &n.to_string()]);
     }
 
     /// Stops node `n` with SIGTERM (a clean shutdown, as in a rolling restart).
-    pub fn stop(&self, n: u8) {
+    pub(crate) fn stop(&self, n: u8) {
         run_ok(&["stop", "--profile", "cluster", "--node", &n.to_string()]);
     }
 
     /// `nodetool <args>` on node `n`.
-    pub fn nodetool(&self, n: u8, args: &[&str]) -> String {
+    pub(crate) fn nodetool(&self, n: u8, args: &[&str]) -> String {
         let mut all = vec!["nodetool", "--profile", "cluster", "--node"];
         let node = n.to_string();
         all.push(&node);
@@ -200,7 +200,7 @@ impl Cluster {
 
     /// Waits until no running node holds hints (`nodetool listpendinghints`), i.e. the
     /// writes a killed node missed have been handed to it; panics after `timeout`.
-    pub fn wait_hints_delivered(&self, nodes: &[u8], timeout: Duration) -> Duration {
+    pub(crate) fn wait_hints_delivered(&self, nodes: &[u8], timeout: Duration) -> Duration {
         let start = Instant::now();
         loop {
             let pending: Vec<(u8, String)> = nodes
@@ -221,7 +221,7 @@ impl Cluster {
 
     /// When `observer` first logged node `n` coming up after `after` ("InetAddress
     /// /127.0.0.N:7002 is now UP"): the moment the cluster had that replica back.
-    pub fn seen_up_at(
+    pub(crate) fn seen_up_at(
         &self,
         observer: u8,
         n: u8,
@@ -292,7 +292,7 @@ fn log_time(line: &str) -> Option<jiff::Timestamp> {
 }
 
 /// Percentile `p` (0-100) of `samples`, nearest rank; zero when empty.
-pub fn percentile(samples: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(samples: &[Duration], p: f64) -> Duration {
     if samples.is_empty() {
         return Duration::ZERO;
     }
@@ -303,14 +303,14 @@ pub fn percentile(samples: &[Duration], p: f64) -> Duration {
 }
 
 /// The 1-minute load average, for the numbers the tests print.
-pub fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
 }
 
 /// Resident memory of process `pid` in bytes (`VmRSS`).
-pub fn rss_bytes(pid: i32) -> Option<u64> {
+pub(crate) fn rss_bytes(pid: i32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

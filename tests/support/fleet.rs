@@ -16,7 +16,7 @@ use logship::sink::Sink;
 
 /// The level of the `i`th record of a stream: mostly INFO, every 20th WARN, every 50th
 /// ERROR, every 500th CRITICAL, every 7th DEBUG (a spread a test can compute back).
-pub fn level_of(i: u64) -> Level {
+pub(crate) fn level_of(i: u64) -> Level {
     if i % 500 == 499 {
         Level::Critical
     } else if i % 50 == 49 {
@@ -31,7 +31,7 @@ pub fn level_of(i: u64) -> Level {
 }
 
 /// HTTP status of the `i`th record: 500 for errors and worse, 404 for warnings, else 200.
-pub fn status_of(i: u64) -> u16 {
+pub(crate) fn status_of(i: u64) -> u16 {
     match level_of(i) {
         Level::Error | Level::Critical => 500,
         Level::Warn => 404,
@@ -41,7 +41,7 @@ pub fn status_of(i: u64) -> u16 {
 
 /// One stream: a source on a host, its bucket width.
 #[derive(Debug, Clone)]
-pub struct Stream {
+pub(crate) struct Stream {
     pub route: Arc<Route>,
     pub host: Arc<str>,
     /// Distinguishes the stream's file (and so its row ids) from every other stream's.
@@ -49,7 +49,7 @@ pub struct Stream {
 }
 
 impl Stream {
-    pub fn new(source: &str, host: &str, bucket: Duration, index: u64) -> Stream {
+    pub(crate) fn new(source: &str, host: &str, bucket: Duration, index: u64) -> Stream {
         Stream {
             route: Arc::new(Route {
                 source: source.into(),
@@ -67,7 +67,7 @@ impl Stream {
     }
 
     /// Record `i` of `n` spread evenly over `[start, end)`.
-    pub fn record(&self, i: u64, n: u64, start: Timestamp, end: Timestamp) -> FileRecord {
+    pub(crate) fn record(&self, i: u64, n: u64, start: Timestamp, end: Timestamp) -> FileRecord {
         let span = end.duration_since(start).as_nanos();
         let offset = (span * i128::from(i)) / i128::from(n.max(1));
         let ts = start + SignedDuration::from_nanos(offset as i64);
@@ -107,7 +107,7 @@ impl Stream {
 }
 
 /// Writes records `from..to` of `n` of `stream` through the sink, a unit of 1000 at a time.
-pub async fn write_stream(
+pub(crate) async fn write_stream(
     sink: &Sink,
     stream: &Stream,
     range: std::ops::Range<u64>,

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 /// One answer: status, headers (names lower-cased) and the body as text.
 #[derive(Debug, Clone)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
 }
 
 impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -26,14 +26,14 @@ impl Answer {
     }
 
     /// The body as JSON; panics with the body when it is not.
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("answer {} is not JSON ({e}): {}", self.status, self.body))
     }
 }
 
 /// Sends one request and reads the whole answer (`Connection: close`).
-pub fn request(
+pub(crate) fn request(
     port: u16,
     method: &str,
     path: &str,
@@ -87,7 +87,7 @@ pub fn request(
 }
 
 /// GET with an optional bearer token; panics if the server cannot be reached.
-pub fn get(port: u16, path: &str, token: Option<&str>) -> Answer {
+pub(crate) fn get(port: u16, path: &str, token: Option<&str>) -> Answer {
     let auth = token.map(|t| format!("Bearer {t}"));
     let headers: Vec<(&str, &str)> = auth
         .as_deref()
@@ -139,14 +139,14 @@ fn read_chunk(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Vec<u
 
 /// One server-sent event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SseEvent {
+pub(crate) struct SseEvent {
     /// `event:` (`message` when absent).
     pub kind: String,
     pub data: String,
 }
 
 /// An open `text/event-stream` answer, read event by event.
-pub struct EventStream {
+pub(crate) struct EventStream {
     reader: BufReader<TcpStream>,
     /// Bytes received and not yet de-chunked (a read may stop inside a chunk).
     raw: Vec<u8>,
@@ -158,7 +158,7 @@ pub struct EventStream {
 
 impl EventStream {
     /// GETs `path` and keeps the connection open.
-    pub fn open(port: u16, path: &str, token: Option<&str>) -> std::io::Result<EventStream> {
+    pub(crate) fn open(port: u16, path: &str, token: Option<&str>) -> std::io::Result<EventStream> {
         let mut stream = TcpStream::connect(("127.0.0.1", port))?;
         let mut req = format!(
             "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n"
@@ -185,7 +185,7 @@ impl EventStream {
 
     /// The next event (comments and keep-alives skipped), or `None` after `timeout` or at
     /// the end of the stream.
-    pub fn next_event(&mut self, timeout: Duration) -> Option<SseEvent> {
+    pub(crate) fn next_event(&mut self, timeout: Duration) -> Option<SseEvent> {
         let deadline = Instant::now() + timeout;
         loop {
             while let Some(end) = self.text.find("\n\n") {

@@ -6,7 +6,7 @@
 //! under `CI=true`, where a node that cannot start fails the test: `prereq` holds that rule.
 #![allow(dead_code)]
 
-pub mod cassandra;
+pub(crate) mod cassandra;
 #[allow(unused_imports)]
-pub use cassandra::prereq;
-pub mod records;
+pub(crate) use cassandra::prereq;
+pub(crate) mod records;

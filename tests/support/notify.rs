@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The messages received so far, oldest first.
-pub type Messages = Arc<Mutex<Vec<(Instant, String)>>>;
+pub(crate) type Messages = Arc<Mutex<Vec<(Instant, String)>>>;
 
 /// Binds `path` and collects every datagram sent to it, for the rest of the test process.
-pub fn listen(path: &Path) -> Messages {
+pub(crate) fn listen(path: &Path) -> Messages {
     let socket = UnixDatagram::bind(path).expect("bind the notify socket");
     socket
         .set_read_timeout(Some(Duration::from_millis(200)))
@@ -33,6 +33,6 @@ pub fn listen(path: &Path) -> Messages {
 }
 
 /// A copy of the messages received so far.
-pub fn snapshot(m: &Messages) -> Vec<(Instant, String)> {
+pub(crate) fn snapshot(m: &Messages) -> Vec<(Instant, String)> {
     m.lock().unwrap().clone()
 }

@@ -11,13 +11,13 @@
 use std::io::Write as _;
 
 /// True when the tests run in CI (`CI=true`, or `CI=1` as some runners set it).
-pub fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 /// A prerequisite is missing: panics under CI, otherwise prints a visible skip line.
 /// The caller returns right after (`return skip(...)` in a test returning `()`).
-pub fn skip(why: &str) {
+pub(crate) fn skip(why: &str) {
     let test = std::thread::current()
         .name()
         .unwrap_or("<unnamed test>")
@@ -31,7 +31,7 @@ pub fn skip(why: &str) {
 }
 
 /// `Some(v)` when `check` found the prerequisite; `None` after [`skip`] otherwise.
-pub fn require<T>(check: Result<T, String>) -> Option<T> {
+pub(crate) fn require<T>(check: Result<T, String>) -> Option<T> {
     match check {
         Ok(v) => Some(v),
         Err(why) => {
@@ -42,13 +42,13 @@ pub fn require<T>(check: Result<T, String>) -> Option<T> {
 }
 
 /// True when the tests run as root (tmpfs mounts, namespaces, `nobody` probes).
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// The path of `tool` on `PATH` or in the usual system directories.
-pub fn find_tool(tool: &str) -> Result<std::path::PathBuf, String> {
+pub(crate) fn find_tool(tool: &str) -> Result<std::path::PathBuf, String> {
     let path = std::env::var("PATH").unwrap_or_default();
     path.split(':')
         .chain(["/usr/sbin", "/sbin", "/lib/systemd", "/usr/lib/systemd"])

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Pass,
     Slow { min: Duration, max: Duration },
     BlackHole,
@@ -52,13 +52,13 @@ impl State {
 }
 
 /// A running proxy on 127.0.0.1:`port`, forwarding to `upstream`.
-pub struct Proxy {
+pub(crate) struct Proxy {
     pub port: u16,
     state: Arc<State>,
 }
 
 impl Proxy {
-    pub fn start(upstream: &str, mode: Mode) -> Proxy {
+    pub(crate) fn start(upstream: &str, mode: Mode) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let port = listener.local_addr().expect("proxy address").port();
         let state = Arc::new(State {
@@ -84,33 +84,33 @@ impl Proxy {
     }
 
     /// `127.0.0.1:<port>`, the contact point to give the agent.
-    pub fn address(&self) -> String {
+    pub(crate) fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
-    pub fn set(&self, mode: Mode) {
+    pub(crate) fn set(&self, mode: Mode) {
         *self.state.mode.lock().unwrap_or_else(|p| p.into_inner()) = mode;
         if mode == Mode::Refuse {
             self.state.generation.fetch_add(1, Ordering::SeqCst);
         }
     }
 
-    pub fn mode(&self) -> Mode {
+    pub(crate) fn mode(&self) -> Mode {
         self.state.mode()
     }
 
     /// Connections accepted so far.
-    pub fn accepted(&self) -> u64 {
+    pub(crate) fn accepted(&self) -> u64 {
         self.state.counters.accepted.load(Ordering::Relaxed)
     }
 
     /// Bytes the black hole swallowed so far.
-    pub fn swallowed(&self) -> u64 {
+    pub(crate) fn swallowed(&self) -> u64 {
         self.state.counters.swallowed.load(Ordering::Relaxed)
     }
 
     /// Response chunks the slow mode held back so far.
-    pub fn delayed(&self) -> u64 {
+    pub(crate) fn delayed(&self) -> u64 {
         self.state.counters.delayed.load(Ordering::Relaxed)
     }
 }

@@ -16,7 +16,7 @@ use scylla::client::session::Session;
 use scylla::value::{CqlDate, CqlTimestamp};
 use uuid::Uuid;
 
-pub fn route(source: &str, ttl: Option<Duration>, bucket: Duration) -> Arc<Route> {
+pub(crate) fn route(source: &str, ttl: Option<Duration>, bucket: Duration) -> Arc<Route> {
     Arc::new(Route {
         source: source.into(),
         table: Table::InfrastructureLogs,
@@ -27,7 +27,7 @@ pub fn route(source: &str, ttl: Option<Duration>, bucket: Duration) -> Arc<Route
 
 /// `n` records of one file, one per `step` from `start`, with varied levels, fields,
 /// unicode and parse errors; byte offsets as a tailer would give them.
-pub fn file_records(
+pub(crate) fn file_records(
     route: &Arc<Route>,
     host: &str,
     file: FileId,
@@ -84,7 +84,7 @@ pub fn file_records(
 }
 
 /// `n` application events of `service`, some inside a request span.
-pub fn app_events(
+pub(crate) fn app_events(
     service: &str,
     host: &str,
     start: Timestamp,
@@ -123,7 +123,7 @@ pub fn app_events(
 
 /// One `infrastructure_logs` row as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InfraRow {
+pub(crate) struct InfraRow {
     pub source: String,
     pub host: String,
     pub day: u32,
@@ -140,7 +140,7 @@ pub struct InfraRow {
 }
 
 /// The row a file record must become.
-pub fn expected_infra(r: &FileRecord) -> InfraRow {
+pub(crate) fn expected_infra(r: &FileRecord) -> InfraRow {
     let p = Placement::of(r.record.timestamp, r.route.bucket);
     InfraRow {
         source: r.route.source.to_string(),
@@ -176,7 +176,7 @@ type InfraTuple = (
     Option<bool>,
 );
 
-pub const INFRA_COLUMNS: &str = "source, host, day, bucket, ts, id, ts_nanos, level, message, \
+pub(crate) const INFRA_COLUMNS: &str = "source, host, day, bucket, ts, id, ts_nanos, level, message, \
      fields, parse_error, file_path, file_offset, truncated";
 
 fn infra_from(t: InfraTuple) -> InfraRow {
@@ -214,7 +214,7 @@ fn infra_from(t: InfraTuple) -> InfraRow {
 }
 
 /// Runs a query returning `INFRA_COLUMNS` and collects every page.
-pub async fn query_infra(
+pub(crate) async fn query_infra(
     session: &Session,
     cql: &str,
     values: impl scylla::serialize::row::SerializeRow,
@@ -235,7 +235,7 @@ pub async fn query_infra(
 }
 
 /// Every row of `keyspace.infrastructure_logs`.
-pub async fn read_all_infra(session: &Session, keyspace: &str) -> Vec<InfraRow> {
+pub(crate) async fn read_all_infra(session: &Session, keyspace: &str) -> Vec<InfraRow> {
     query_infra(
         session,
         &format!("SELECT {INFRA_COLUMNS} FROM {keyspace}.infrastructure_logs"),
@@ -246,7 +246,7 @@ pub async fn read_all_infra(session: &Session, keyspace: &str) -> Vec<InfraRow> 
 
 /// One `application_logs` row as read back.
 #[derive(Debug, Clone, PartialEq, Eq, DeserializeRow)]
-pub struct AppRow {
+pub(crate) struct AppRow {
     pub service: String,
     pub host: String,
     pub ts: CqlTimestamp,
@@ -265,11 +265,11 @@ pub struct AppRow {
     pub truncated: Option<bool>,
 }
 
-pub const APP_COLUMNS: &str = "service, host, ts, ts_nanos, id, level, target, module, file, \
+pub(crate) const APP_COLUMNS: &str = "service, host, ts, ts_nanos, id, level, target, module, file, \
      line, message, fields, span_fields, request_id, trace_id, truncated";
 
 /// The row an event must become.
-pub fn expected_app(e: &AppEvent) -> AppRow {
+pub(crate) fn expected_app(e: &AppEvent) -> AppRow {
     let p = Placement::of(e.timestamp, Duration::from_secs(3600));
     let map = |m: &BTreeMap<String, String>| (!m.is_empty()).then(|| m.clone());
     AppRow {
@@ -292,7 +292,7 @@ pub fn expected_app(e: &AppEvent) -> AppRow {
     }
 }
 
-pub async fn query_app(
+pub(crate) async fn query_app(
     session: &Session,
     cql: &str,
     values: impl scylla::serialize::row::SerializeRow,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::http_client::request;
 use crate::support::cassandra::Node;
 
-pub struct ServeProcess {
+pub(crate) struct ServeProcess {
     child: Child,
     pub port: u16,
     _dir: tempfile::TempDir,
@@ -30,7 +30,7 @@ fn free_port() -> u16 {
 impl ServeProcess {
     /// Starts `logship serve` on a free port of 127.0.0.1 over `keyspace` of `node`,
     /// asking for `token` when given, and waits until `/health` answers 200.
-    pub fn start(node: &Node, keyspace: &str, token: Option<&str>) -> ServeProcess {
+    pub(crate) fn start(node: &Node, keyspace: &str, token: Option<&str>) -> ServeProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let mut config = format!(
@@ -88,16 +88,16 @@ impl ServeProcess {
         }
     }
 
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// SIGTERM, and the exit status within `timeout` (panics if it does not exit).
-    pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+    pub(crate) fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
         // SAFETY: kill(2) on our own child's pid.
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);

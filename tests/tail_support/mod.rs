@@ -19,7 +19,7 @@ use logship::tail::{
 };
 
 /// Every line is its own record, message = the line.
-pub struct Raw;
+pub(crate) struct Raw;
 
 impl Parser for Raw {
     fn parse<'a>(&'a self, entry: &'a [u8]) -> Result<Parsed<'a>, ParseError> {
@@ -34,7 +34,7 @@ impl Parser for Raw {
     }
 }
 
-pub fn route(name: &str) -> Arc<Route> {
+pub(crate) fn route(name: &str) -> Arc<Route> {
     Arc::new(Route {
         source: name.into(),
         table: Table::InfrastructureLogs,
@@ -43,7 +43,7 @@ pub fn route(name: &str) -> Arc<Route> {
     })
 }
 
-pub fn spec(name: &str, include: &[String], parser: &Arc<dyn Parser>) -> SourceSpec {
+pub(crate) fn spec(name: &str, include: &[String], parser: &Arc<dyn Parser>) -> SourceSpec {
     SourceSpec::new(
         name,
         include.to_vec(),
@@ -53,12 +53,12 @@ pub fn spec(name: &str, include: &[String], parser: &Arc<dyn Parser>) -> SourceS
     )
 }
 
-pub fn raw() -> Arc<dyn Parser> {
+pub(crate) fn raw() -> Arc<dyn Parser> {
     Arc::new(Raw)
 }
 
 /// Fast timers so tests finish quickly; correctness never depends on them.
-pub fn fast_config() -> TailConfig {
+pub(crate) fn fast_config() -> TailConfig {
     TailConfig {
         rescan_interval: Duration::from_millis(300),
         poll_interval: Duration::from_millis(200),
@@ -70,7 +70,7 @@ pub fn fast_config() -> TailConfig {
 
 /// How the sink acknowledges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckMode {
+pub(crate) enum AckMode {
     InOrder,
     /// Holds three flush units and acknowledges them newest first.
     Reversed,
@@ -79,7 +79,7 @@ pub enum AckMode {
 }
 
 /// An in-memory sink: takes flush units from the queue, keeps the records, acknowledges.
-pub struct Sink {
+pub(crate) struct Sink {
     pub records: Arc<Mutex<Vec<FileRecord>>>,
     pub acked: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
@@ -87,7 +87,7 @@ pub struct Sink {
 }
 
 impl Sink {
-    pub fn start(rx: QueueReceiver<FileRecord>, acks: AckHandle, mode: AckMode) -> Sink {
+    pub(crate) fn start(rx: QueueReceiver<FileRecord>, acks: AckHandle, mode: AckMode) -> Sink {
         let records = Arc::new(Mutex::new(Vec::new()));
         let acked = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -142,7 +142,7 @@ impl Sink {
         }
     }
 
-    pub fn messages(&self) -> Vec<String> {
+    pub(crate) fn messages(&self) -> Vec<String> {
         self.records
             .lock()
             .unwrap()
@@ -151,12 +151,12 @@ impl Sink {
             .collect()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.records.lock().unwrap().len()
     }
 
     /// Waits for the queue to be drained (senders dropped) and everything acknowledged.
-    pub fn join(mut self) -> Vec<FileRecord> {
+    pub(crate) fn join(mut self) -> Vec<FileRecord> {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             t.join().unwrap();
@@ -166,13 +166,13 @@ impl Sink {
 }
 
 /// A tailer plus its sink, over one data directory.
-pub struct Agent {
+pub(crate) struct Agent {
     pub handle: TailerHandle,
     pub sink: Sink,
 }
 
 impl Agent {
-    pub fn start(
+    pub(crate) fn start(
         data: &Path,
         config: TailConfig,
         sources: Vec<SourceSpec>,
@@ -186,7 +186,7 @@ impl Agent {
     }
 
     /// Clean shutdown in the daemon's order: stop reading, drain, final checkpoints.
-    pub fn stop(mut self) -> Vec<FileRecord> {
+    pub(crate) fn stop(mut self) -> Vec<FileRecord> {
         self.handle.stop_reading();
         let records = self.sink.join();
         self.handle.finish().unwrap();
@@ -195,7 +195,7 @@ impl Agent {
 }
 
 /// Polls `cond` until it holds or `timeout` passes; returns whether it held.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if cond() {
@@ -208,20 +208,20 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-pub const LONG: Duration = Duration::from_secs(60);
+pub(crate) const LONG: Duration = Duration::from_secs(60);
 
 /// The numbered line `n` as written by [`line`].
-pub fn line(n: u64) -> String {
+pub(crate) fn line(n: u64) -> String {
     format!("line {n:08} some payload to make it look like a log line")
 }
 
 /// The number of a line written by [`line`].
-pub fn number(msg: &str) -> Option<u64> {
+pub(crate) fn number(msg: &str) -> Option<u64> {
     msg.strip_prefix("line ")?.get(..8)?.parse().ok()
 }
 
 /// How many times each number was delivered.
-pub fn tally(messages: &[String]) -> BTreeMap<u64, usize> {
+pub(crate) fn tally(messages: &[String]) -> BTreeMap<u64, usize> {
     let mut t = BTreeMap::new();
     for m in messages {
         if let Some(n) = number(m) {
@@ -232,7 +232,7 @@ pub fn tally(messages: &[String]) -> BTreeMap<u64, usize> {
 }
 
 /// Asserts 0..total each delivered exactly once.
-pub fn assert_exactly_once(messages: &[String], total: u64) {
+pub(crate) fn assert_exactly_once(messages: &[String], total: u64) {
     let t = tally(messages);
     let missing: Vec<u64> = (0..total).filter(|n| !t.contains_key(n)).collect();
     let dups: Vec<(u64, usize)> = t
@@ -256,12 +256,12 @@ pub fn assert_exactly_once(messages: &[String], total: u64) {
 }
 
 /// Whether every number of 0..total was delivered at least once.
-pub fn all_delivered(messages: &[String], total: u64) -> bool {
+pub(crate) fn all_delivered(messages: &[String], total: u64) -> bool {
     let t = tally(messages);
     (0..total).all(|n| t.contains_key(&n))
 }
 
-pub fn append_open(path: &Path) -> File {
+pub(crate) fn append_open(path: &Path) -> File {
     OpenOptions::new()
         .create(true)
         .append(true)
@@ -270,7 +270,7 @@ pub fn append_open(path: &Path) -> File {
 }
 
 /// Writes lines `from..to` to `f`, pausing now and then like a real program.
-pub fn write_lines(f: &mut File, from: u64, to: u64) {
+pub(crate) fn write_lines(f: &mut File, from: u64, to: u64) {
     for n in from..to {
         writeln!(f, "{}", line(n)).unwrap();
         if n % 50 == 0 {
@@ -279,10 +279,10 @@ pub fn write_lines(f: &mut File, from: u64, to: u64) {
     }
 }
 
-pub fn glob_in(dir: &Path, pattern: &str) -> String {
+pub(crate) fn glob_in(dir: &Path, pattern: &str) -> String {
     format!("{}/{pattern}", dir.display())
 }
 
-pub fn path_in(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn path_in(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
