@@ -5,11 +5,21 @@
 //! The main thread owns the tailer, answers signals and feeds the systemd watchdog while
 //! every long-running thread beats its heartbeat; the tokio runtime carries the Cassandra
 //! driver, the HTTP endpoint and nothing that blocks.
+//!
+//! What is not wiring lives beside it: the sink thread (opening or connecting the sink,
+//! then the drain loop) in `sink_thread`, the sink's shared state in `sink_state`,
+//! `/health` and `STATUS=` in `health`, SIGHUP in `reload`, and the filter that keeps the
+//! agent's own log lines from being shipped in `own_events`.
+
+mod health;
+mod own_events;
+mod reload;
+mod sink_state;
+mod sink_thread;
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,22 +28,20 @@ use crossbeam_channel::RecvTimeoutError;
 use logship::config::Config;
 use logship::pipeline::FileRecord;
 use logship::pipeline::Table;
-use logship::pipeline::drain::{self, Drain, Ended, Policy, Stop};
+use logship::pipeline::drain::{Drain, Policy, Stop};
 use logship::pipeline::heartbeat::{self, Heartbeat};
 use logship::pipeline::progress::Progress;
-use logship::pipeline::queue::{self, QueueReceiver, QueueStats};
+use logship::pipeline::queue;
 use logship::signals::{self, Signal};
-use logship::sink::cassandra::{CassandraFiles, until_stopped};
-use logship::sink::deadletter::{DeadLetter, DeadLetterEntry};
-use logship::sink::file::FileSink;
-use logship::sink::null::NullSink;
-use logship::sink::output::SinkKind;
-use logship::sink::retry::{Backoff, RowFailure};
-use logship::sink::stdout::StdoutSink;
-use logship::sink::{CircuitState, Sink, SinkError, SinkOptions};
-use logship::tail::{AckHandle, Checkpointer, TailMonitor, Tailer, TailerHandle};
-use logship::telemetry::{http, logging, metrics, sdnotify};
+use logship::sink::deadletter::DeadLetter;
+use logship::tail::{Checkpointer, Tailer, TailerHandle};
+use logship::telemetry::{logging, metrics, sdnotify};
 use tracing::{error, info, warn};
+
+use health::{StatusLine, start_http};
+use reload::reload;
+use sink_state::SinkState;
+use sink_thread::SinkThread;
 
 /// Exit codes (documented in the README).
 pub(crate) mod exit {
@@ -54,10 +62,11 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(5);
 /// A thread silent this long (not waiting, not beating) is stuck: the watchdog ping stops
 /// and systemd restarts the agent after `WatchdogSec` (30 s in the unit).
 const STUCK_AFTER: Duration = Duration::from_secs(20);
-/// The agent's own journald lines come back through rsyslog into syslog files: they are
-/// acknowledged without shipping, or shipping would log about itself.
-const OWN_APP: &str = "logship";
 
+/// Runs the agent: load the config, start logging, open the checkpoints and the queue,
+/// start the sources, the HTTP endpoint and the sink thread, tell systemd it is ready,
+/// answer signals and feed the watchdog, then shut down in order ([`shutdown`]).
+/// Returns the exit code ([`exit`]); `Err` only for what fails before anything runs.
 pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = match Config::load(config_path) {
         Ok(c) => c,
@@ -117,20 +126,20 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         policy.stall_after,
         policy.breaker(),
     ));
-    let shared = Arc::new(Shared::default());
+    let state = Arc::new(SinkState::default());
     let stop = Stop::new();
     let probes = metrics::Probes {
         tail: tailer.monitor(),
         queue: queue_stats,
         sink: Arc::clone(&progress),
-        own_records_skipped: Arc::clone(&shared.own_skipped),
+        own_records_skipped: Arc::clone(&state.own_skipped),
     };
     let _http = if config.metrics.enabled {
         Some(start_http(
             &runtime,
             &config,
             probes.clone(),
-            Arc::clone(&shared),
+            Arc::clone(&state),
         )?)
     } else {
         None
@@ -150,26 +159,26 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             dead_letter: DeadLetter::new(Some(data_dir.clone())),
             table: Table::InfrastructureLogs,
         },
-        shared: Arc::clone(&shared),
+        state: Arc::clone(&state),
     }
     .spawn()?;
 
     // READY=1 once the sink is up (or has been tried for READY_WAIT: a cluster that is
     // down at boot must not fail the unit's start; /health tells why nothing ships).
     let ready_by = Instant::now() + READY_WAIT;
-    while !shared.ready() && Instant::now() < ready_by && !shared.fatal() {
+    while !state.ready() && Instant::now() < ready_by && !state.fatal() {
         match signals.recv_timeout(Duration::from_millis(100)) {
             Ok(Signal::Shutdown) => {
-                return Ok(shutdown(tailer, sink_thread, &stop, &shared, &config));
+                return Ok(shutdown(tailer, sink_thread, &stop, &state, &config));
             }
             Ok(Signal::Reload) | Err(_) => {}
         }
     }
-    if shared.fatal() {
+    if state.fatal() {
         return Ok(fail(tailer, sink_thread));
     }
     let mut status = StatusLine::new(probes.tail.clone());
-    sdnotify::ready(&status.render(&shared, &progress, &config));
+    sdnotify::ready(&status.render(&state, &progress, &config));
     info!("logship ready");
 
     let watchdog = sdnotify::watchdog_interval();
@@ -182,12 +191,12 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             Ok(Signal::Shutdown) => break,
             Ok(Signal::Reload) => {
                 reload(config_path, &mut config, &mut tailer);
-                sdnotify::ready(&status.render(&shared, &progress, &config));
+                sdnotify::ready(&status.render(&state, &progress, &config));
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        if shared.fatal() {
+        if state.fatal() {
             return Ok(fail(tailer, sink_thread));
         }
         // The ping proves every long-running thread alive, not just this one.
@@ -200,11 +209,11 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             error!(threads = ?stuck, "threads are stuck; the systemd watchdog ping stops");
         }
         if last_status.elapsed() >= STATUS_INTERVAL {
-            sdnotify::status(&status.render(&shared, &progress, &config));
+            sdnotify::status(&status.render(&state, &progress, &config));
             last_status = Instant::now();
         }
     }
-    Ok(shutdown(tailer, sink_thread, &stop, &shared, &config))
+    Ok(shutdown(tailer, sink_thread, &stop, &state, &config))
 }
 
 /// The sink cannot be used (login, TLS, schema, an unwritable output): stop and exit 1.
@@ -215,57 +224,13 @@ fn fail(mut tailer: TailerHandle, sink_thread: JoinHandle<()>) -> ExitCode {
     ExitCode::from(exit::FAILURE)
 }
 
-/// SIGHUP: validate the new config first; keep the running one when it is bad.
-fn reload(path: &Path, current: &mut Config, tailer: &mut TailerHandle) {
-    sdnotify::reloading();
-    let new = match Config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            error!(error = %e, error_kind = "config", "reload refused: the new config is invalid; the running config stays");
-            return;
-        }
-    };
-    for warning in &new.warnings {
-        warn!(error_kind = "config", "{warning}");
-    }
-    let restart_only: Vec<&str> = [
-        ("agent", current.agent != new.agent),
-        ("cassandra", current.cassandra != new.cassandra),
-        ("buffer", current.buffer != new.buffer),
-        ("batch", current.batch != new.batch),
-        ("metrics", current.metrics != new.metrics),
-        ("tail", current.tail != new.tail),
-    ]
-    .into_iter()
-    .filter_map(|(name, changed)| changed.then_some(name))
-    .collect();
-    if !restart_only.is_empty() {
-        warn!(sections = ?restart_only, "changes to these sections take effect at the next restart");
-    }
-    match tailer.reconfigure(new.sources.clone()) {
-        Ok(summary) => {
-            info!(
-                added = ?summary.added,
-                removed = ?summary.removed,
-                restarted = ?summary.restarted,
-                unchanged = summary.unchanged.len(),
-                "config reloaded"
-            );
-            current.adopt_sources(new);
-        }
-        Err(e) => {
-            error!(error = %format!("{e:#}"), error_kind = "config", "reload refused; the running sources stay");
-        }
-    }
-}
-
 /// Stop reading, drain the queue to the sink within the deadline, write the final
 /// checkpoints from what the sink acknowledged.
 fn shutdown(
     mut tailer: TailerHandle,
     sink_thread: JoinHandle<()>,
     stop: &Stop,
-    shared: &Shared,
+    state: &SinkState,
     config: &Config,
 ) -> ExitCode {
     sdnotify::stopping();
@@ -276,7 +241,7 @@ fn shutdown(
     if sink_thread.join().is_err() {
         error!("the sink thread panicked");
     }
-    let unacked = shared.unacked.load(Ordering::Relaxed);
+    let unacked = state.unacked();
     if unacked > 0 {
         warn!(
             records = unacked,
@@ -290,304 +255,4 @@ fn shutdown(
         }
     }
     ExitCode::from(exit::OK)
-}
-
-/// State the main thread, the sink thread and `/health` share besides [`Progress`].
-#[derive(Debug, Default)]
-struct Shared {
-    /// The sink is open (connected, for Cassandra).
-    ready: AtomicBool,
-    fatal: AtomicBool,
-    /// Records left unacknowledged by a shutdown that ran out of time.
-    unacked: AtomicU64,
-    own_skipped: Arc<AtomicU64>,
-    /// Why the sink could not be opened, for `/health` before it is.
-    problem: Mutex<Option<String>>,
-}
-
-impl Shared {
-    fn ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-    }
-
-    fn fatal(&self) -> bool {
-        self.fatal.load(Ordering::Relaxed)
-    }
-
-    fn set_problem(&self, p: Option<String>) {
-        *self.problem.lock().unwrap_or_else(|p| p.into_inner()) = p;
-    }
-
-    fn problem(&self) -> Option<String> {
-        self.problem
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
-
-/// The sink thread: opens the configured sink, then runs the drain loop on the queue.
-struct SinkThread {
-    runtime: tokio::runtime::Handle,
-    config: Config,
-    rx: QueueReceiver<FileRecord>,
-    acks: AckHandle,
-    drain: Drain,
-    shared: Arc<Shared>,
-}
-
-impl SinkThread {
-    fn spawn(self) -> anyhow::Result<JoinHandle<()>> {
-        std::thread::Builder::new()
-            .name("sink".into())
-            .spawn(move || self.run())
-            .context("cannot start the sink thread")
-    }
-
-    fn run(self) {
-        let Some(sink) = self.open() else {
-            return;
-        };
-        self.drain.progress.set_connected(true);
-        self.shared.set_problem(None);
-        self.shared.ready.store(true, Ordering::Relaxed);
-        let mut sink = SkipOwn(sink);
-        let own_skipped = &self.shared.own_skipped;
-        let ended = self.drain.run(&self.rx, &mut sink, |unit| {
-            let own = unit.iter().filter(|r| is_own(r)).count();
-            own_skipped.fetch_add(own as u64, Ordering::Relaxed);
-            self.acks.ack_records(unit.iter());
-        });
-        if let Ended::Stopped { unacked } = ended {
-            self.count_unacked(unacked);
-        }
-    }
-
-    fn count_unacked(&self, in_hand: usize) {
-        let left = in_hand + self.rx.stats().depth;
-        self.shared
-            .unacked
-            .fetch_add(left as u64, Ordering::Relaxed);
-    }
-
-    /// Opens the configured sink; `None` when it cannot be used (fatal) or shutdown came
-    /// first.
-    fn open(&self) -> Option<Box<dyn drain::Sink<Item = FileRecord>>> {
-        let sink = &self.config.sink;
-        match sink.kind {
-            SinkKind::File => match FileSink::open(sink) {
-                Ok(s) => Some(Box::new(s)),
-                Err(e) => {
-                    self.fatal(&e);
-                    None
-                }
-            },
-            SinkKind::Stdout => Some(Box::new(StdoutSink::new(sink.format))),
-            SinkKind::Null => Some(Box::new(NullSink::default())),
-            _ => self.connect().map(|s| {
-                Box::new(CassandraFiles::new(
-                    s,
-                    self.runtime.clone(),
-                    Arc::clone(&self.drain.progress),
-                )) as Box<_>
-            }),
-        }
-    }
-
-    fn fatal(&self, e: &SinkError) {
-        let reason = format!("{e:#}");
-        error!(error = %reason, error_kind = "sink", "cannot use the sink; stopping");
-        eprintln!("logship: {reason}");
-        self.shared.set_problem(Some(reason));
-        self.shared.fatal.store(true, Ordering::Relaxed);
-    }
-
-    /// Connects, retrying while the cluster is unreachable; gives up at once on what
-    /// retrying cannot fix (login, TLS, schema), which ends the agent with a clear error.
-    fn connect(&self) -> Option<Sink> {
-        let options = SinkOptions {
-            dead_letter_dir: Some(self.config.agent.data_dir.clone()),
-        };
-        let cassandra = &self.config.cassandra;
-        let (stop, heartbeat) = (&self.drain.stop, &self.drain.heartbeat);
-        let mut backoff = Backoff::new(&cassandra.retry);
-        let mut logged = false;
-        loop {
-            heartbeat.waiting_until(Instant::now() + cassandra.connect_timeout * 2);
-            let attempt = self.runtime.block_on(until_stopped(
-                stop,
-                Sink::connect(cassandra, options.clone()),
-            ));
-            match attempt {
-                None => break,
-                Some(Ok(sink)) => {
-                    info!(contact_points = %cassandra.endpoints_display(), "connected to Cassandra");
-                    sink.set_request_fields(self.config.request_fields());
-                    return Some(sink);
-                }
-                Some(Err(e @ SinkError::Unreachable { .. })) => {
-                    let reason = format!("{e:#}");
-                    if !logged {
-                        error!(error = %reason, error_kind = "cassandra", "cannot reach Cassandra; retrying");
-                        logged = true;
-                    }
-                    self.drain.progress.set_error(Some(reason.clone()));
-                    self.shared.set_problem(Some(reason));
-                }
-                Some(Err(e)) => {
-                    self.fatal(&e);
-                    return None;
-                }
-            }
-            let delay = backoff.next_delay().min(drain::MAX_PROBE_INTERVAL);
-            if stop.deadline().is_some() || !stop.sleep(delay, heartbeat) {
-                break;
-            }
-        }
-        self.count_unacked(0);
-        None
-    }
-}
-
-fn is_own(r: &FileRecord) -> bool {
-    r.record.fields.get("appname").is_some_and(|a| a == OWN_APP)
-}
-
-/// Passes to the sink only records that are not the agent's own log lines.
-struct SkipOwn(Box<dyn drain::Sink<Item = FileRecord>>);
-
-impl drain::Sink for SkipOwn {
-    type Item = FileRecord;
-
-    fn write(&mut self, unit: &[FileRecord], pending: &[usize], stop: &Stop) -> Vec<RowFailure> {
-        if !unit.iter().any(is_own) {
-            return self.0.write(unit, pending, stop);
-        }
-        let ship: Vec<usize> = pending
-            .iter()
-            .copied()
-            .filter(|&i| !is_own(&unit[i]))
-            .collect();
-        if ship.is_empty() {
-            return Vec::new();
-        }
-        self.0.write(unit, &ship, stop)
-    }
-
-    fn dead_letter(&self, item: &FileRecord, reason: &str) -> DeadLetterEntry {
-        self.0.dead_letter(item, reason)
-    }
-
-    fn attempt_bound(&self) -> Duration {
-        self.0.attempt_bound()
-    }
-}
-
-fn start_http(
-    runtime: &tokio::runtime::Runtime,
-    config: &Config,
-    probes: metrics::Probes,
-    shared: Arc<Shared>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let addr = config.metrics.listen;
-    let listener = runtime
-        .block_on(http::bind(addr))
-        .with_context(|| format!("cannot listen on {addr} for /metrics ([metrics] listen)"))?;
-    let progress = Arc::clone(&probes.sink);
-    let queue = Arc::clone(&probes.queue);
-    let registry = Arc::new(metrics::registry(probes));
-    let render: http::RenderMetrics = Arc::new(move || metrics::render(&registry));
-    let health: http::CheckHealth = Arc::new(move || health(&shared, &progress, queue()));
-    Ok(runtime.spawn(async move {
-        if let Err(e) = http::serve(listener, render, health).await {
-            error!(error = %e, "the metrics endpoint stopped");
-        }
-    }))
-}
-
-/// 200 when the sink is open, every record handed to it is acknowledged within
-/// `stall_after` and every thread is alive; 503 with the reasons otherwise.
-fn health(
-    shared: &Shared,
-    progress: &Progress,
-    q: QueueStats,
-) -> Result<serde_json::Value, serde_json::Value> {
-    let mut reasons = Vec::new();
-    if !shared.ready() {
-        reasons.push(
-            shared
-                .problem()
-                .unwrap_or_else(|| format!("the {} sink is not open yet", progress.sink())),
-        );
-    } else if let Some(stall) = progress.stall() {
-        // One truth for an outage: records waiting too long, with the output's reason.
-        // The breaker's state is the means of waiting, shown in `/metrics`.
-        reasons.push(stall);
-    }
-    for (thread, silent) in heartbeat::stuck(STUCK_AFTER) {
-        reasons.push(format!(
-            "the {thread} thread has not run for {} s",
-            silent.as_secs()
-        ));
-    }
-    let body = serde_json::json!({
-        "status": if reasons.is_empty() { "ok" } else { "unhealthy" },
-        "reasons": reasons,
-        "sink": progress.sink(),
-        "buffer_depth": q.depth,
-        "buffer_capacity": q.capacity,
-        "oldest_unacked_age_seconds": progress.oldest_unacked_age().map(|a| a.as_secs_f64()),
-    });
-    if reasons.is_empty() {
-        Ok(body)
-    } else {
-        Err(body)
-    }
-}
-
-/// `STATUS=` for `systemctl status`: rate, lag and the sink's state.
-struct StatusLine {
-    tail: TailMonitor,
-    last: Option<(Instant, u64)>,
-}
-
-impl StatusLine {
-    fn new(tail: TailMonitor) -> Self {
-        StatusLine { tail, last: None }
-    }
-
-    fn render(&mut self, shared: &Shared, progress: &Progress, config: &Config) -> String {
-        let snap = self.tail.snapshot();
-        let lines: u64 = snap.sources.iter().map(|s| s.lines).sum();
-        let lag: u64 = snap.files.iter().map(|f| f.lag).sum();
-        let now = Instant::now();
-        let rate = match self.last {
-            Some((t, l)) if now > t => (lines.saturating_sub(l)) as f64 / (now - t).as_secs_f64(),
-            _ => 0.0,
-        };
-        self.last = Some((now, lines));
-        let name = progress.sink();
-        let sink = if !shared.ready() {
-            match config.sink.kind {
-                SinkKind::Cassandra => format!(
-                    "waiting for Cassandra at {}",
-                    config.cassandra.endpoints_display()
-                ),
-                _ => format!("opening the {name} sink"),
-            }
-        } else if let Some(stall) = progress.stall() {
-            format!("{name}: {stall}")
-        } else if progress.circuit() == CircuitState::Closed {
-            format!("{name} ok")
-        } else {
-            format!("{name} circuit {:?}", progress.circuit())
-        };
-        format!(
-            "{:.0} lines/s, lag {} bytes, {} files, {}",
-            rate,
-            lag,
-            snap.files.len(),
-            sink
-        )
-    }
 }
