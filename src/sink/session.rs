@@ -9,8 +9,8 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::errors::{
-    ConnectionError, ConnectionPoolError, DbError, ExecutionError, MetadataError, NewSessionError,
-    RequestAttemptError,
+    ConnectionError, ConnectionPoolError, ConnectionSetupRequestErrorKind, DbError, ExecutionError,
+    MetadataError, NewSessionError, RequestAttemptError,
 };
 use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::retry::FallthroughRetryPolicy;
@@ -180,25 +180,89 @@ fn pool_cause(pool: &ConnectionPoolError) -> Option<&ConnectionError> {
 
 fn classify_connection_error(config: &CassandraConfig, e: &ConnectionError) -> SinkError {
     let contact_points = config.endpoints_display();
-    let text = one_line(&e.to_string());
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("authenticat") || lower.contains("username") || lower.contains("password") {
-        SinkError::Authentication {
+    let reason = one_line(&e.to_string());
+    match connection_failure(e, config.tls.is_some()) {
+        ConnectFailure::Authentication => SinkError::Authentication {
             contact_points,
             user: config.username.clone().unwrap_or_default(),
-            reason: text,
-        }
-    } else if lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake")
-    {
-        SinkError::Tls {
+            reason,
+        },
+        ConnectFailure::Tls => SinkError::Tls {
             contact_points,
-            reason: text,
-        }
+            reason,
+        },
+        ConnectFailure::Unreachable => SinkError::Unreachable {
+            contact_points,
+            reason,
+        },
+    }
+}
+
+/// What a failed connection means for the operator: only `Unreachable` is worth retrying;
+/// credentials and TLS settings do not fix themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnectFailure {
+    /// No answer, a refused or broken connection, a node erring while it starts.
+    Unreachable,
+    /// The login was refused, required but not configured, or could not be completed.
+    Authentication,
+    /// The TLS handshake or the certificate check failed.
+    Tls,
+}
+
+/// Sorts a connection error by the driver's kinds. `tls`: the session uses TLS, so an
+/// I/O error while connecting is the handshake's.
+fn connection_failure(e: &ConnectionError, tls: bool) -> ConnectFailure {
+    match e {
+        ConnectionError::IoError(io) => io_failure(io, tls),
+        ConnectionError::ConnectionSetupRequestError(setup) => setup_failure(setup.get_error()),
+        ConnectionError::ConnectTimeout
+        | ConnectionError::NoSourcePortForShard(_)
+        | ConnectionError::TranslationError(_)
+        | ConnectionError::BrokenConnection(_)
+        | ConnectionError::UseKeyspaceError(_) => ConnectFailure::Unreachable,
+        // A kind a newer driver adds: retrying is the safe default.
+        _ => ConnectFailure::Unreachable,
+    }
+}
+
+/// An I/O error while opening a connection: the TCP connect or, with TLS, the handshake.
+/// rustls reports a failed handshake or certificate check as an `InvalidData` error
+/// carrying its `rustls::Error` (tokio-rustls), and a peer that hangs up mid-handshake
+/// (a node without client encryption) as `UnexpectedEof`.
+fn io_failure(e: &std::io::Error, tls: bool) -> ConnectFailure {
+    let from_rustls = e
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+    if from_rustls || (tls && e.kind() == std::io::ErrorKind::UnexpectedEof) {
+        ConnectFailure::Tls
     } else {
-        SinkError::Unreachable {
-            contact_points,
-            reason: text,
-        }
+        ConnectFailure::Unreachable
+    }
+}
+
+/// A request that sets up a connection (OPTIONS, STARTUP, the login exchange) failed.
+fn setup_failure(kind: &ConnectionSetupRequestErrorKind) -> ConnectFailure {
+    use ConnectionSetupRequestErrorKind as K;
+    match kind {
+        K::DbError(DbError::AuthenticationError, _)
+        | K::MissingAuthentication
+        | K::StartAuthSessionError(_)
+        | K::AuthChallengeEvaluationError(_)
+        | K::AuthFinishError(_)
+        | K::CqlAuthenticateParseError(_)
+        | K::CqlAuthSuccessParseError(_)
+        | K::CqlAuthChallengeParseError(_) => ConnectFailure::Authentication,
+        K::DbError(..)
+        | K::CqlRequestSerialization(_)
+        | K::BodyExtensionsParseError(_)
+        | K::UnableToAllocStreamId
+        | K::BrokenConnection(_)
+        | K::UnexpectedResponse(_)
+        | K::CqlSupportedParseError(_)
+        | K::CqlErrorParseError(_) => ConnectFailure::Unreachable,
+        // A kind a newer driver adds: retrying is the safe default.
+        _ => ConnectFailure::Unreachable,
     }
 }
 
@@ -288,5 +352,100 @@ mod tests {
         let text = describe_execution_error_at(&e, "127.0.0.1:9042");
         assert_eq!(text, describe_execution_error(&e));
         assert!(text.starts_with("unavailable: "), "{text}");
+    }
+
+    fn io(kind: std::io::ErrorKind) -> std::io::Error {
+        std::io::Error::from(kind)
+    }
+
+    fn rustls_io(e: rustls::Error) -> std::io::Error {
+        // What tokio-rustls returns when the handshake fails.
+        std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+    }
+
+    #[test]
+    fn a_refused_or_timed_out_connection_is_unreachable() {
+        use std::io::ErrorKind;
+        for kind in [
+            ErrorKind::ConnectionRefused,
+            ErrorKind::ConnectionReset,
+            ErrorKind::TimedOut,
+            ErrorKind::HostUnreachable,
+        ] {
+            let e = ConnectionError::IoError(Arc::new(io(kind)));
+            assert_eq!(
+                connection_failure(&e, true),
+                ConnectFailure::Unreachable,
+                "{kind:?}"
+            );
+        }
+        assert_eq!(
+            connection_failure(&ConnectionError::ConnectTimeout, false),
+            ConnectFailure::Unreachable
+        );
+        assert_eq!(
+            connection_failure(&ConnectionError::NoSourcePortForShard(1), false),
+            ConnectFailure::Unreachable
+        );
+    }
+
+    #[test]
+    fn a_failed_certificate_check_or_handshake_is_tls() {
+        let unknown_ca = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let e = ConnectionError::IoError(Arc::new(rustls_io(unknown_ca)));
+        assert_eq!(connection_failure(&e, true), ConnectFailure::Tls);
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
+        assert_eq!(io_failure(&rustls_io(alert), true), ConnectFailure::Tls);
+        let name = rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
+        assert_eq!(io_failure(&rustls_io(name), true), ConnectFailure::Tls);
+    }
+
+    #[test]
+    fn a_hang_up_during_the_handshake_is_tls_only_when_tls_is_on() {
+        let eof = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "tls handshake eof");
+        assert_eq!(io_failure(&eof, true), ConnectFailure::Tls);
+        let eof = io(std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(io_failure(&eof, false), ConnectFailure::Unreachable);
+        // Invalid data that is not rustls's (no TLS at all) is not a TLS failure.
+        let garbage = std::io::Error::new(std::io::ErrorKind::InvalidData, "bad frame");
+        assert_eq!(io_failure(&garbage, false), ConnectFailure::Unreachable);
+    }
+
+    #[test]
+    fn a_refused_missing_or_unfinished_login_is_authentication() {
+        use ConnectionSetupRequestErrorKind as K;
+        let refused = K::DbError(
+            DbError::AuthenticationError,
+            "Provided username logship and/or password are incorrect".to_owned(),
+        );
+        assert_eq!(setup_failure(&refused), ConnectFailure::Authentication);
+        assert_eq!(
+            setup_failure(&K::MissingAuthentication),
+            ConnectFailure::Authentication
+        );
+        for kind in [
+            K::StartAuthSessionError("no such mechanism".to_owned()),
+            K::AuthChallengeEvaluationError("bad challenge".to_owned()),
+            K::AuthFinishError("bad token".to_owned()),
+        ] {
+            assert_eq!(
+                setup_failure(&kind),
+                ConnectFailure::Authentication,
+                "{kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_node_erring_while_it_starts_is_unreachable() {
+        use ConnectionSetupRequestErrorKind as K;
+        for kind in [
+            K::DbError(DbError::IsBootstrapping, "bootstrapping".to_owned()),
+            K::DbError(DbError::ServerError, "internal".to_owned()),
+            K::DbError(DbError::Overloaded, "overloaded".to_owned()),
+            K::UnableToAllocStreamId,
+        ] {
+            assert_eq!(setup_failure(&kind), ConnectFailure::Unreachable, "{kind}");
+        }
     }
 }
