@@ -315,7 +315,8 @@ pub struct RetryConfig {
     /// Consecutive failed attempts that open the circuit breaker.
     pub breaker_threshold: u32,
     /// How long the open breaker waits before a probe (`"5s"`); doubles while probes fail,
-    /// up to `max_backoff` × 6.
+    /// but never beyond 2 s (the drain loop's `MAX_PROBE_INTERVAL`), so writes resume
+    /// within about 2 s of the output taking them again.
     #[serde(with = "duration")]
     pub breaker_cooldown: Duration,
 }

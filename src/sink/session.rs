@@ -30,8 +30,9 @@ pub async fn connect(config: &CassandraConfig) -> Result<Session, SinkError> {
             .prefer_datacenter(dc.clone())
             .permit_dc_failover(false);
     }
-    // The sink retries itself (retry.rs) with backoff and a breaker; a driver retry
-    // underneath would multiply attempts and hide failures from the breaker.
+    // The drain loop retries (pipeline/drain.rs, with retry.rs's classification and
+    // backoff) behind its breaker; a driver retry underneath would multiply attempts and
+    // hide failures from the breaker.
     let profile = ExecutionProfile::builder()
         .consistency(config.consistency.to_driver())
         .request_timeout(Some(config.request_timeout))
