@@ -2,6 +2,7 @@
 //! application logs lands in `application_logs` with its fields and span fields, once.
 #![cfg(feature = "layer")]
 
+#[path = "support/layer.rs"]
 mod layer_support;
 
 use std::collections::{BTreeMap, HashSet};

@@ -3,6 +3,7 @@
 //! threads), tokio and logship emit events, and none of them reaches `application_logs`.
 #![cfg(feature = "layer")]
 
+#[path = "support/layer.rs"]
 mod layer_support;
 
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 
 #[path = "support/agent.rs"]
 mod agent;
-#[path = "query_support/mod.rs"]
+#[path = "support/query.rs"]
 mod query_support;
 mod support;
 

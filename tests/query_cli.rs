@@ -2,7 +2,7 @@
 //! back from the real Cassandra; output formats, request ids across sources, counts,
 //! stream listing, and exit codes.
 
-#[path = "query_support/mod.rs"]
+#[path = "support/query.rs"]
 mod query_support;
 mod support;
 

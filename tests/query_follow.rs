@@ -2,7 +2,7 @@
 //! sink across several bucket boundaries (2-second buckets), printing each row once, the
 //! rows from before it started included, and exits 0 on SIGINT.
 
-#[path = "query_support/mod.rs"]
+#[path = "support/query.rs"]
 mod query_support;
 mod support;
 

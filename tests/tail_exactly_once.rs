@@ -3,6 +3,7 @@
 //! inside the pattern are not shipped again (defect 2), and the lag has one series per file
 //! that returns to 0 (defect 3).
 
+#[path = "support/tail.rs"]
 mod tail_support;
 
 use std::collections::{BTreeMap, HashSet};

@@ -2,6 +2,7 @@
 //! new files and renames are still seen, and an inotify queue overflow triggers a rescan
 //! that loses nothing.
 
+#[path = "support/tail.rs"]
 mod tail_support;
 
 use std::fs;

@@ -3,6 +3,7 @@
 //! each flush unit to its output file and fsyncs it before acknowledging, like a sink that
 //! acknowledges only durable writes.
 
+#[path = "support/tail.rs"]
 mod tail_support;
 
 use std::fs;

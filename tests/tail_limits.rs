@@ -1,6 +1,7 @@
 //! Files an operator eventually meets: a multi-GiB sparse file, a file of NUL bytes, a
 //! directory or FIFO matching the pattern.
 
+#[path = "support/tail.rs"]
 mod tail_support;
 
 use std::fs;

@@ -2,6 +2,7 @@
 //! cut at `max_line_bytes` and flagged, the next line intact, memory bounded. Alone in its
 //! test binary so the process's peak RSS measures this test only.
 
+#[path = "support/tail.rs"]
 mod tail_support;
 
 use std::io::Write;

@@ -2,6 +2,7 @@
 //! entry of a quiet file is shipped after the flush timeout, and a held entry is never
 //! checkpointed past (read again after a restart, not lost).
 
+#[path = "support/tail.rs"]
 mod tail_support;
 
 use std::io::Write;

@@ -5,6 +5,7 @@
 //! process is started as `nobody` (uid/gid 65534), like the packaged agent runs as its own
 //! unprivileged user. As an ordinary user it runs as is.
 
+#[path = "support/tail.rs"]
 mod tail_support;
 
 use std::fs;

@@ -2,6 +2,7 @@
 //! again, out-of-order acknowledgements never move a checkpoint over a gap, a corrupt
 //! checkpoint file is survived, and a reload keeps the sources that stay.
 
+#[path = "support/tail.rs"]
 mod tail_support;
 
 use std::fs;

@@ -1,5 +1,6 @@
 //! Rotation while a writer is appending numbered lines: every line delivered exactly once.
 
+#[path = "support/tail.rs"]
 mod tail_support;
 
 use std::fs;

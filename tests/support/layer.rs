@@ -15,8 +15,9 @@ use scylla::client::session::Session;
 use scylla::value::CqlTimestamp;
 use uuid::Uuid;
 
-#[path = "../support/prereq.rs"]
-mod prereq;
+// The one way tests start a node (and the one skip rule, `prereq`).
+#[path = "cassandra.rs"]
+mod node;
 
 pub(crate) const KEYSPACE: &str = "logship_layer_test";
 pub(crate) const HOST: &str = "layer-test-host";
@@ -29,18 +30,13 @@ pub(crate) fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Starts the project's local node (idempotent) and applies the schema to the test
-/// keyspace. `None` (with a visible `SKIPPED` line) when Cassandra cannot be started,
-/// except under `CI=true`, where that fails the test (`prereq`).
+/// Starts the project's local node (once per test process, `support::cassandra`) and
+/// applies the schema to the test keyspace. `None` (with a visible `SKIPPED` line) when
+/// Cassandra cannot be started, except under `CI=true`, where that fails the test.
 pub(crate) fn cassandra() -> Option<CassandraConfig> {
-    static READY: OnceLock<Result<(), String>> = OnceLock::new();
-    let ready = READY.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cassandra");
-        let outcome = std::process::Command::new(script).arg("start").status();
-        match outcome {
-            Ok(status) if status.success() => {}
-            other => return Err(format!("`scripts/cassandra start` failed: {other:?}")),
-        }
+    static SCHEMA: OnceLock<()> = OnceLock::new();
+    node::default_node()?;
+    SCHEMA.get_or_init(|| {
         let config = config();
         block_on(async {
             let session = logship::sink::session::connect(&config)
@@ -50,10 +46,8 @@ pub(crate) fn cassandra() -> Option<CassandraConfig> {
                 .await
                 .expect("schema apply");
         });
-        Ok(())
     });
-    // Every test that needs the node says it was skipped, not only the first one.
-    prereq::require(ready.clone()).map(|()| config())
+    Some(config())
 }
 
 /// Settings for the local node and the test keyspace.
