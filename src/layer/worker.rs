@@ -5,7 +5,7 @@
 //! A plain `std` thread, so the layer works in apps with or without tokio; a sink that
 //! needs an async runtime (Cassandra) keeps a small one of its own on this thread. What
 //! travels beside the events (the guard's flush requests) and the layer's dropped-count
-//! row are handled by [`LayerSource`], the loop's source.
+//! row are handled by `LayerSource`, the loop's source.
 
 use std::cell::{Cell, RefCell};
 use std::ops::ControlFlow;

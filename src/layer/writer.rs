@@ -1,5 +1,5 @@
 //! The application's own output for the layer: [`EventWriter`], run by the drain loop
-//! through [`WriterSink`]. The loop retries, backs off and stops; the writer only writes.
+//! through `WriterSink`. The loop retries, backs off and stops; the writer only writes.
 
 use std::future::Future;
 use std::ops::Range;

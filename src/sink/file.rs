@@ -1,4 +1,4 @@
-//! The file sink: each record as one JSON line ([`JsonLine`]), appended to a file that is
+//! The file sink: each record as one JSON line (`JsonLine`), appended to a file that is
 //! rotated by size with a bounded number of old files, and synced before the unit is
 //! acknowledged.
 //!

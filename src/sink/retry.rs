@@ -10,7 +10,7 @@ use super::error::SinkError;
 use super::session::describe_execution_error;
 
 /// What a failed write means for its rows. Every variant carries the reason, in words an
-/// operator can act on (for Cassandra, [`describe_execution_error`]'s text).
+/// operator can act on (for Cassandra, `describe_execution_error`'s text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Failure {

@@ -277,7 +277,7 @@ pub(crate) fn describe_execution_error(e: &ExecutionError) -> String {
     }
 }
 
-/// [`describe_execution_error`] for a request to the nodes at `contact_points`
+/// `describe_execution_error` for a request to the nodes at `contact_points`
 /// (`CassandraConfig::endpoints_display`): when no node could be reached at all (a broken
 /// connection pool, an empty plan) the driver's text names no address, so this one does,
 /// e.g. "cannot reach Cassandra at 127.0.0.1:9142: No connections in the pool: ...".
