@@ -22,7 +22,8 @@ pub enum SinkError {
         reason: String,
     },
 
-    /// The cluster refused the credentials.
+    /// The cluster refused the credentials, or needs a login and none is configured
+    /// (`user` is then empty).
     #[error("Cassandra at {contact_points} refused the login of user {user:?}: {reason}")]
     Authentication {
         /// The contact points tried, comma-separated.
