@@ -18,7 +18,7 @@ pub mod time;
 
 pub use format::{Format, FormatSpec, SpecError};
 pub use multiline::{Assembler, Entry};
-pub use record::{Fields, Level, Parsed, Record, RecordContext};
+pub use record::{FieldIter, Level, Parsed, Record, RecordContext};
 
 use jiff::Timestamp;
 

@@ -92,10 +92,11 @@ impl Serialize for Level {
     }
 }
 
-/// Parsed fields: string keys to string values, sorted so output is stable.
-pub type Fields = BTreeMap<String, String>;
-
 /// One log entry, owned, ready to queue and ship.
+///
+/// The message and the parsed fields are read through [`Record::message`],
+/// [`Record::field`] and [`Record::fields`] (key order, one value per key), so how they
+/// are held can change without touching the readers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Record {
     /// The instant the entry was logged (UTC). An entry that carries no time of its own
@@ -104,12 +105,14 @@ pub struct Record {
     /// the same file, so a replay of the entry lands on the same row (docs/schema.md).
     #[serde(serialize_with = "serialize_timestamp")]
     pub timestamp: Timestamp,
+    /// How severe the entry is.
     pub level: Level,
     /// Name of the source (the format name for `logship parse`, the `[[source]]` name in the daemon).
     pub source: Arc<str>,
+    /// The host the entry was read on.
     pub host: Arc<str>,
-    pub message: String,
-    pub fields: Fields,
+    message: String,
+    fields: BTreeMap<String, String>,
     /// Why the entry did not parse; the raw entry is then the message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parse_error: Option<String>,
@@ -119,6 +122,99 @@ pub struct Record {
     #[serde(skip)]
     pub read_at: Timestamp,
 }
+
+impl Record {
+    /// A parsed record from its parts (`read_at` is `timestamp`, no parse error); a later
+    /// value for the same key replaces an earlier one. Parsers build records through
+    /// [`Parsed::into_record`]; this is for other producers and tests.
+    pub fn new<K, V>(
+        timestamp: Timestamp,
+        level: Level,
+        source: Arc<str>,
+        host: Arc<str>,
+        message: &str,
+        fields: impl IntoIterator<Item = (K, V)>,
+    ) -> Record
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        Record {
+            timestamp,
+            level,
+            source,
+            host,
+            message: message.to_owned(),
+            fields: fields
+                .into_iter()
+                .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+                .collect(),
+            parse_error: None,
+            read_at: timestamp,
+        }
+    }
+
+    /// The entry's message (the raw entry when it did not parse).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Replaces the message.
+    pub fn set_message(&mut self, message: &str) {
+        message.clone_into(&mut self.message);
+    }
+
+    /// The value of the field `key`, if the record has one.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).map(String::as_str)
+    }
+
+    /// The fields as (key, value) pairs in key order, one per key.
+    pub fn fields(&self) -> FieldIter<'_> {
+        FieldIter {
+            inner: self.fields.iter(),
+        }
+    }
+
+    /// Sets the field `key` to `value`, replacing any value it had.
+    pub fn set_field(&mut self, key: &str, value: &str) {
+        self.fields.insert(key.to_owned(), value.to_owned());
+    }
+
+    /// Bytes the record holds on the heap (its text and field table), for sizing queues.
+    /// Shared parts (`source`, `host`) are not counted: every record of a source shares them.
+    pub fn heap_bytes(&self) -> usize {
+        // A B-tree node holds up to 11 entries; count each entry's share of a node.
+        const ENTRY: usize = 2 * std::mem::size_of::<String>() + 8;
+        self.message.capacity()
+            + self
+                .fields
+                .iter()
+                .map(|(k, v)| k.capacity() + v.capacity() + ENTRY)
+                .sum::<usize>()
+            + self.parse_error.as_ref().map_or(0, String::capacity)
+    }
+}
+
+/// The fields of a [`Record`], in key order: see [`Record::fields`].
+#[derive(Debug, Clone)]
+pub struct FieldIter<'a> {
+    inner: std::collections::btree_map::Iter<'a, String, String>,
+}
+
+impl<'a> Iterator for FieldIter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl ExactSizeIterator for FieldIter<'_> {}
 
 fn serialize_timestamp<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(ts)
@@ -207,7 +303,7 @@ impl RecordContext {
             source: Arc::clone(&self.source),
             host: Arc::clone(&self.host),
             message: String::from_utf8_lossy(strip_cr(entry)).into_owned(),
-            fields: Fields::new(),
+            fields: BTreeMap::new(),
             parse_error: Some(reason.into()),
             read_at: fallback_time,
         }

@@ -6,8 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use logship_parsers::Level;
+use logship_parsers::{Level, Record};
 use scylla::SerializeRow;
+use scylla::frame::response::result::{CollectionType, ColumnType};
+use scylla::serialize::SerializationError;
+use scylla::serialize::value::SerializeValue;
+use scylla::serialize::writers::{CellWriter, WrittenCellProof};
 use scylla::value::{CqlDate, CqlTimestamp, MaybeUnset};
 use uuid::Uuid;
 
@@ -135,9 +139,71 @@ pub(crate) fn ttl_value(ttl: Option<Duration>) -> MaybeUnset<i32> {
     }
 }
 
+/// A `map<text, text>` bound straight from where the fields are held: a file record's
+/// fields are written from the record itself, with no map built for the row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FieldMap<'a> {
+    /// A file record's parsed fields.
+    Record(&'a Record),
+    /// An application event's fields, or what was kept of oversized fields.
+    Map(&'a BTreeMap<String, String>),
+}
+
+impl FieldMap<'_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            FieldMap::Record(r) => r.fields().len() == 0,
+            FieldMap::Map(m) => m.is_empty(),
+        }
+    }
+}
+
+/// A `fields` column that is not a `map<text, text>` (a schema the agent did not create).
+#[derive(Debug, thiserror::Error)]
+#[error("a fields column must be map<text, text>, found {0}")]
+struct NotATextMap(String);
+
+impl SerializeValue for FieldMap<'_> {
+    fn serialize<'b>(
+        &self,
+        typ: &ColumnType,
+        writer: CellWriter<'b>,
+    ) -> Result<WrittenCellProof<'b>, SerializationError> {
+        match self {
+            FieldMap::Record(r) => write_map(r.fields(), typ, writer),
+            FieldMap::Map(m) => {
+                write_map(m.iter().map(|(k, v)| (k.as_str(), v.as_str())), typ, writer)
+            }
+        }
+    }
+}
+
+/// Writes (key, value) pairs as a CQL map: the element count, then each key and value.
+fn write_map<'t, 'b>(
+    pairs: impl ExactSizeIterator<Item = (&'t str, &'t str)>,
+    typ: &ColumnType,
+    writer: CellWriter<'b>,
+) -> Result<WrittenCellProof<'b>, SerializationError> {
+    let ColumnType::Collection {
+        typ: CollectionType::Map(key_type, value_type),
+        ..
+    } = typ
+    else {
+        return Err(SerializationError::new(NotATextMap(format!("{typ:?}"))));
+    };
+    let mut builder = writer.into_value_builder();
+    let count = i32::try_from(pairs.len()).map_err(SerializationError::new)?;
+    builder.append_bytes(&count.to_be_bytes());
+    for (key, value) in pairs {
+        key.serialize(key_type, builder.make_sub_writer())?;
+        value.serialize(value_type, builder.make_sub_writer())?;
+    }
+    builder.finish().map_err(SerializationError::new)
+}
+
 /// Binding an empty map or a missing value as unset writes no cell at all: a null would
 /// write a tombstone per row.
-fn unset_if_empty(map: &BTreeMap<String, String>) -> MaybeUnset<&BTreeMap<String, String>> {
+fn unset_if_empty(map: FieldMap<'_>) -> MaybeUnset<FieldMap<'_>> {
     if map.is_empty() {
         MaybeUnset::Unset
     } else {
@@ -162,7 +228,7 @@ pub(crate) struct InfraValues<'a> {
     pub ts_nanos: i32,
     pub level: &'a str,
     pub message: &'a str,
-    pub fields: MaybeUnset<&'a BTreeMap<String, String>>,
+    pub fields: MaybeUnset<FieldMap<'a>>,
     pub parse_error: MaybeUnset<&'a str>,
     pub file_path: &'a str,
     pub file_offset: i64,
@@ -194,11 +260,11 @@ impl Default for RequestFields {
 }
 
 impl RequestFields {
-    fn pick<'f>(names: &[String], fields: &'f BTreeMap<String, String>) -> Option<&'f str> {
+    /// The first present value among `names`, `field` giving a field's value by name.
+    fn pick<'f>(names: &[String], field: impl Fn(&str) -> Option<&'f str>) -> Option<&'f str> {
         names
             .iter()
-            .filter_map(|n| fields.get(n))
-            .map(String::as_str)
+            .filter_map(|n| field(n))
             // nginx logs an absent header as "-".
             .find(|v| !v.is_empty() && *v != "-")
     }
@@ -221,8 +287,8 @@ pub(crate) struct AppValues<'a> {
     pub file: MaybeUnset<&'a str>,
     pub line: MaybeUnset<i32>,
     pub message: &'a str,
-    pub fields: MaybeUnset<&'a BTreeMap<String, String>>,
-    pub span_fields: MaybeUnset<&'a BTreeMap<String, String>>,
+    pub fields: MaybeUnset<FieldMap<'a>>,
+    pub span_fields: MaybeUnset<FieldMap<'a>>,
     pub request_id: MaybeUnset<&'a str>,
     pub trace_id: MaybeUnset<&'a str>,
     pub truncated: MaybeUnset<bool>,
@@ -274,11 +340,11 @@ pub(crate) struct Cut {
 impl<'a> Row<'a> {
     pub fn file(record: &'a FileRecord, max_bytes: usize, ids: &RequestFields) -> Row<'a> {
         let r = &record.record;
-        let request_id = RequestFields::pick(&ids.request_id, &r.fields);
-        let trace_id = RequestFields::pick(&ids.trace_id, &r.fields);
+        let request_id = RequestFields::pick(&ids.request_id, |k| r.field(k));
+        let trace_id = RequestFields::pick(&ids.trace_id, |k| r.field(k));
         let place = Placement::of(r.timestamp, record.route.bucket);
         let id = file_row_id(&r.host, record.origin.file, record.origin.start);
-        let cut = cut_to_fit(&r.message, &r.fields, r.parse_error.as_deref(), max_bytes);
+        let cut = cut_to_fit(r.message(), r.fields(), r.parse_error.as_deref(), max_bytes);
         Row::Infra(Box::new(InfraRow {
             record,
             request_id,
@@ -299,7 +365,7 @@ impl<'a> Row<'a> {
         fields_bytes += event.target.len();
         let cut = cut_to_fit(
             &event.message,
-            &event.fields,
+            event.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             None,
             max_bytes.saturating_sub(fields_bytes),
         );
@@ -340,13 +406,18 @@ impl<'a> Row<'a> {
         let map = |m: &BTreeMap<String, String>| {
             m.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>()
         };
+        let fields = |r: &Record| {
+            r.fields()
+                .map(|(k, v)| k.len() + v.len() + 8)
+                .sum::<usize>()
+        };
         match self {
             Row::Infra(r) => match &r.cut {
                 Some(c) => 128 + c.message.len() + map(&c.fields),
                 None => {
                     let rec = &r.record.record;
-                    128 + rec.message.len()
-                        + map(&rec.fields)
+                    128 + rec.message().len()
+                        + fields(rec)
                         + rec.parse_error.as_ref().map_or(0, String::len)
                 }
             },
@@ -364,10 +435,14 @@ impl<'a> Row<'a> {
     pub fn infra_values(r: &'a InfraRow<'a>) -> InfraValues<'a> {
         let rec = &r.record.record;
         let (message, fields, parse_error) = match &r.cut {
-            Some(c) => (c.message.as_str(), &c.fields, c.extra.as_deref()),
+            Some(c) => (
+                c.message.as_str(),
+                FieldMap::Map(&c.fields),
+                c.extra.as_deref(),
+            ),
             None => (
-                rec.message.as_str(),
-                &rec.fields,
+                rec.message(),
+                FieldMap::Record(rec),
                 rec.parse_error.as_deref(),
             ),
         };
@@ -400,8 +475,8 @@ impl<'a> Row<'a> {
     pub fn app_values(r: &'a AppRow<'a>) -> AppValues<'a> {
         let e = r.event;
         let (message, fields) = match &r.cut {
-            Some(c) => (c.message.as_str(), &c.fields),
-            None => (e.message.as_str(), &e.fields),
+            Some(c) => (c.message.as_str(), FieldMap::Map(&c.fields)),
+            None => (e.message.as_str(), FieldMap::Map(&e.fields)),
         };
         AppValues {
             service: &e.service,
@@ -418,7 +493,7 @@ impl<'a> Row<'a> {
             line: unset_if_none(e.line.map(|l| l.min(i32::MAX as u32) as i32)),
             message,
             fields: unset_if_empty(fields),
-            span_fields: unset_if_empty(&e.span_fields),
+            span_fields: unset_if_empty(FieldMap::Map(&e.span_fields)),
             request_id: unset_if_none(e.request_id.as_deref()),
             trace_id: unset_if_none(e.trace_id.as_deref()),
             truncated: if r.cut.is_some() {
@@ -434,13 +509,13 @@ impl<'a> Row<'a> {
 /// Shortens a record whose text exceeds `max_bytes`: fields are kept in key order while
 /// they fit in a quarter of the budget, the parse error is capped at 1 KiB, and the
 /// message gets the rest. `None` when it already fits.
-fn cut_to_fit(
+fn cut_to_fit<'f>(
     message: &str,
-    fields: &BTreeMap<String, String>,
+    fields: impl Iterator<Item = (&'f str, &'f str)> + Clone,
     extra: Option<&str>,
     max_bytes: usize,
 ) -> Option<Cut> {
-    let field_bytes: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let field_bytes: usize = fields.clone().map(|(k, v)| k.len() + v.len()).sum();
     let total = message.len() + field_bytes + extra.map_or(0, str::len);
     if total <= max_bytes {
         return None;
@@ -453,7 +528,7 @@ fn cut_to_fit(
             continue;
         }
         used += n;
-        kept.insert(k.clone(), v.clone());
+        kept.insert(k.to_owned(), v.to_owned());
     }
     let extra = extra.map(|e| prefix_at_char(e, 1024).to_owned());
     used += extra.as_ref().map_or(0, String::len);
@@ -496,7 +571,8 @@ mod tests {
         };
         let d = RequestFields::default();
         let pick = |fields: &BTreeMap<String, String>| {
-            RequestFields::pick(&d.request_id, fields).map(str::to_owned)
+            RequestFields::pick(&d.request_id, |k| fields.get(k).map(String::as_str))
+                .map(str::to_owned)
         };
         assert_eq!(pick(&f(&[("request_id", "a1")])), Some("a1".into()));
         assert_eq!(pick(&f(&[("http_x_request_id", "b2")])), Some("b2".into()));
@@ -511,8 +587,9 @@ mod tests {
             trace_id: vec![],
         };
         let fields = f(&[("rid", "x"), ("request_id", "y")]);
-        assert_eq!(RequestFields::pick(&custom.request_id, &fields), Some("x"));
-        assert_eq!(RequestFields::pick(&custom.trace_id, &fields), None);
+        let get = |k: &str| fields.get(k).map(String::as_str);
+        assert_eq!(RequestFields::pick(&custom.request_id, get), Some("x"));
+        assert_eq!(RequestFields::pick(&custom.trace_id, get), None);
     }
 
     #[test]
@@ -576,8 +653,9 @@ mod tests {
         .into_iter()
         .collect();
         let msg = "é".repeat(1000);
-        assert!(cut_to_fit("short", &fields, None, 4096).is_none());
-        let cut = cut_to_fit(&msg, &fields, Some("err"), 1001).unwrap();
+        let pairs = || fields.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        assert!(cut_to_fit("short", pairs(), None, 4096).is_none());
+        let cut = cut_to_fit(&msg, pairs(), Some("err"), 1001).unwrap();
         assert_eq!(
             cut.fields.len(),
             1,
