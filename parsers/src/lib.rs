@@ -17,7 +17,7 @@ pub mod syslog;
 pub mod time;
 
 pub use format::{Format, FormatSpec, SpecError};
-pub use multiline::{Assembler, Entry};
+pub use multiline::{Assembler, Entry, EntryRef};
 pub use record::{FieldIter, Level, Parsed, Record, RecordContext};
 
 use jiff::Timestamp;

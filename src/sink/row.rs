@@ -215,9 +215,10 @@ fn unset_if_none<T>(v: Option<T>) -> MaybeUnset<T> {
     v.map_or(MaybeUnset::Unset, MaybeUnset::Set)
 }
 
-/// The bound values of one `infrastructure_logs` insert, in the statement's order.
+/// The bound values of one `infrastructure_logs` insert, in the statement's order: the
+/// order of `schema::INFRA_COLUMNS`, then the TTL. Names are checked when a row is bound.
 #[derive(Debug, Clone, SerializeRow)]
-#[scylla(flavor = "enforce_order", skip_name_checks)]
+#[scylla(flavor = "enforce_order")]
 pub(crate) struct InfraValues<'a> {
     pub source: &'a str,
     pub host: &'a str,
@@ -237,6 +238,8 @@ pub(crate) struct InfraValues<'a> {
     pub trace_id: MaybeUnset<&'a str>,
     /// When the entry was read: differs between a first read and a replay, so never a key.
     pub read_at: CqlTimestamp,
+    /// `USING TTL ?`, whose bind marker Cassandra names `[ttl]`.
+    #[scylla(rename = "[ttl]")]
     pub ttl: MaybeUnset<i32>,
 }
 
@@ -270,9 +273,10 @@ impl RequestFields {
     }
 }
 
-/// The bound values of one `application_logs` insert, in the statement's order.
+/// The bound values of one `application_logs` insert, in the statement's order: the
+/// order of `schema::APP_COLUMNS`, then the TTL. Names are checked when a row is bound.
 #[derive(Debug, Clone, SerializeRow)]
-#[scylla(flavor = "enforce_order", skip_name_checks)]
+#[scylla(flavor = "enforce_order")]
 pub(crate) struct AppValues<'a> {
     pub service: &'a str,
     pub host: &'a str,
@@ -292,6 +296,8 @@ pub(crate) struct AppValues<'a> {
     pub request_id: MaybeUnset<&'a str>,
     pub trace_id: MaybeUnset<&'a str>,
     pub truncated: MaybeUnset<bool>,
+    /// `USING TTL ?`, whose bind marker Cassandra names `[ttl]`.
+    #[scylla(rename = "[ttl]")]
     pub ttl: MaybeUnset<i32>,
 }
 
@@ -666,6 +672,153 @@ mod tests {
         assert!(total <= 1001, "{total}");
         assert!(cut.message.len() >= 986);
         assert!(cut.message.chars().all(|c| c == 'é'));
+    }
+
+    /// Column specs as a prepared insert of `columns` reports them, `[ttl]` last.
+    fn specs(
+        table: &'static str,
+        columns: &[(&'static str, &'static str)],
+    ) -> Vec<scylla::frame::response::result::ColumnSpec<'static>> {
+        use scylla::frame::response::result::{ColumnSpec, NativeType, TableSpec};
+        let native = |t| ColumnType::Native(t);
+        let cql = |ty: &str| match ty {
+            "text" => native(NativeType::Text),
+            "date" => native(NativeType::Date),
+            "int" => native(NativeType::Int),
+            "bigint" => native(NativeType::BigInt),
+            "timestamp" => native(NativeType::Timestamp),
+            "uuid" => native(NativeType::Uuid),
+            "boolean" => native(NativeType::Boolean),
+            "frozen<map<text, text>>" => ColumnType::Collection {
+                frozen: true,
+                typ: CollectionType::Map(
+                    Box::new(native(NativeType::Text)),
+                    Box::new(native(NativeType::Text)),
+                ),
+            },
+            other => panic!("no test type for {other}"),
+        };
+        let table_spec = TableSpec::borrowed("ks", table);
+        columns
+            .iter()
+            .map(|(name, ty)| ColumnSpec::borrowed(name, cql(ty), table_spec.clone()))
+            .chain([ColumnSpec::borrowed(
+                "[ttl]",
+                native(NativeType::Int),
+                table_spec.clone(),
+            )])
+            .collect()
+    }
+
+    fn bind(
+        values: &impl scylla::serialize::row::SerializeRow,
+        specs: &[scylla::frame::response::result::ColumnSpec<'_>],
+    ) -> Result<Vec<u8>, SerializationError> {
+        use scylla::serialize::row::RowSerializationContext;
+        use scylla::serialize::writers::RowWriter;
+        let mut buf = Vec::new();
+        let ctx = RowSerializationContext::from_specs(specs);
+        values.serialize(&ctx, &mut RowWriter::new(&mut buf))?;
+        Ok(buf)
+    }
+
+    fn file_record(fields: &[(&str, &str)]) -> FileRecord {
+        use crate::pipeline::{Origin, Route, Table};
+        let t = ts("2024-03-10T13:47:05.123456789Z");
+        FileRecord {
+            record: Record::new(
+                t,
+                Level::Warn,
+                "web".into(),
+                "h".into(),
+                "GET /",
+                fields.iter().copied(),
+            ),
+            origin: Origin {
+                file: FileId {
+                    dev: 1,
+                    inode: 2,
+                    fingerprint: 3,
+                },
+                path: "/var/log/a.log".into(),
+                start: 0,
+                end: 6,
+            },
+            route: Arc::new(Route {
+                source: "web".into(),
+                table: Table::InfrastructureLogs,
+                ttl: Some(Duration::from_secs(60)),
+                bucket: Duration::from_secs(3600),
+            }),
+        }
+    }
+
+    #[test]
+    fn bound_values_follow_the_schema_column_lists() {
+        use crate::sink::schema::{APP_COLUMNS, INFRA_COLUMNS};
+        let infra = specs("infrastructure_logs", INFRA_COLUMNS);
+        let record = file_record(&[("status", "404"), ("request_id", "r1")]);
+        let row = Row::file(&record, 1 << 20, &RequestFields::default());
+        let Row::Infra(r) = &row else {
+            panic!("a file record makes an infrastructure row")
+        };
+        bind(&Row::infra_values(r), &infra).expect("binds in the schema's order");
+        // Names are checked: the same values against a reordered list do not bind.
+        let mut swapped = infra.clone();
+        swapped.swap(8, 10);
+        assert!(bind(&Row::infra_values(r), &swapped).is_err());
+
+        let event = AppEvent {
+            id: AppEvent::new_id(),
+            timestamp: ts("2024-03-10T13:47:05Z"),
+            level: Level::Info,
+            service: "api".into(),
+            host: "h".into(),
+            target: "api::handler".into(),
+            module: None,
+            file: None,
+            line: Some(7),
+            message: "hi".into(),
+            fields: BTreeMap::from([("k".to_owned(), "v".to_owned())]),
+            span_fields: BTreeMap::new(),
+            request_id: None,
+            trace_id: None,
+        };
+        let route = AppRoute::default();
+        let row = Row::app(&event, &route, 1 << 20);
+        let Row::App(r) = &row else {
+            panic!("an event makes an application row")
+        };
+        bind(&Row::app_values(r), &specs("application_logs", APP_COLUMNS))
+            .expect("binds in the schema's order");
+    }
+
+    #[test]
+    fn fields_bind_as_the_map_the_record_holds() {
+        let record = file_record(&[("b", "2"), ("a", "1"), ("b", "3")]);
+        let text = ColumnType::Native(scylla::frame::response::result::NativeType::Text);
+        let map = ColumnType::Collection {
+            frozen: true,
+            typ: CollectionType::Map(Box::new(text.clone()), Box::new(text.clone())),
+        };
+        let mut from_record = Vec::new();
+        FieldMap::Record(&record.record)
+            .serialize(&map, CellWriter::new(&mut from_record))
+            .unwrap();
+        let expected = BTreeMap::from([
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "3".to_owned()),
+        ]);
+        let mut from_map = Vec::new();
+        expected
+            .serialize(&map, CellWriter::new(&mut from_map))
+            .unwrap();
+        assert_eq!(from_record, from_map);
+        assert!(
+            FieldMap::Record(&record.record)
+                .serialize(&text, CellWriter::new(&mut Vec::new()))
+                .is_err()
+        );
     }
 
     #[test]

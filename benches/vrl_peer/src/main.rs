@@ -14,7 +14,7 @@
 //! and the load average before and after, since the machine is shared.
 //!
 //! `cargo run --release --manifest-path benches/vrl_peer/Cargo.toml [-- --quick]
-//! [--no-python] [--format LABEL]`. Sample files are the parsers throughput benchmark's (same generator,
+//! [--no-python] [--no-vrl] [--format LABEL]`. Sample files are the parsers throughput benchmark's (same generator,
 //! same seed), kept in the system temp directory between runs.
 
 #[path = "../../../parsers/benches/throughput/alloc_count.rs"]
@@ -43,6 +43,8 @@ const SAMPLE_VERSION: u32 = 1;
 struct Settings {
     quick: bool,
     python: bool,
+    /// `--no-vrl`: logship (and Python) only, e.g. to profile logship's path.
+    vrl: bool,
     /// Only these formats (`--format LABEL`, repeatable); all when empty.
     only: Vec<String>,
 }
@@ -53,6 +55,7 @@ impl Settings {
         Settings {
             quick: args.iter().any(|a| a == "--quick"),
             python: !args.iter().any(|a| a == "--no-python"),
+            vrl: !args.iter().any(|a| a == "--no-vrl"),
             only: args
                 .windows(2)
                 .filter(|w| w[0] == "--format")
@@ -169,8 +172,8 @@ fn logship_pass(parser: &dyn Parser, lines: &[Line<'_>], ctx: &RecordContext) ->
         errors += usize::from(record.parse_error.is_some());
     };
     for line in lines {
-        if let Some(entry) = assembler.push(parser, line.bytes, line.start, line.end) {
-            ship(&entry.bytes);
+        if let Some(entry) = assembler.push_ref(parser, line.bytes, line.start, line.end) {
+            ship(entry.bytes);
         }
     }
     if let Some(entry) = assembler.flush() {
@@ -324,7 +327,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (_, allocs) = alloc_count::count(|| logship_pass(&*parser, &lines, &ctx));
         let logship_allocs = allocs as f64 / records as f64;
 
-        let vrl = match case.vrl {
+        let vrl = match case.vrl.filter(|_| settings.vrl) {
             Some(source) => {
                 let compiled = vrl::compiler::compile(source, &functions)
                     .map_err(|d| format!("VRL program {source:?} does not compile: {d:?}"))?;

@@ -441,7 +441,11 @@ pub fn syslog_rfc5424(lines: usize) -> String {
     for _ in 0..lines {
         clock.tick(&mut rng);
         let time = clock.format("%Y-%m-%dT%H:%M:%S%.6fZ");
-        let host = rng.pick(&["web-01.example.com", "web-02.example.com", "db-01.example.com"]);
+        let host = rng.pick(&[
+            "web-01.example.com",
+            "web-02.example.com",
+            "db-01.example.com",
+        ]);
         let (app, msgid) = *rng.pick(&[
             ("shop-api", "REQ"),
             ("payments", "TXN"),
