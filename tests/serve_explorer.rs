@@ -170,7 +170,7 @@ fn explorer_filters_expands_and_follows_in_headless_chromium() {
     let first = expected[0];
     assert!(detail.contains("fields.status"), "{detail}");
     assert!(
-        detail.contains(&first.record.field("path").unwrap()),
+        detail.contains(first.record.field("path").unwrap()),
         "{detail}"
     );
     assert!(detail.contains("file_path"), "{detail}");

@@ -225,7 +225,7 @@ fn copytruncate_while_stopped_with_the_copy_in_the_pattern() {
     let first_ids: HashSet<_> = acked.iter().map(|r| r.origin.file).collect();
     let replayed = second
         .iter()
-        .filter(|r| number(&r.record.message()).is_some_and(|n| n < 1000));
+        .filter(|r| number(r.record.message()).is_some_and(|n| n < 1000));
     for r in replayed {
         assert!(
             first_ids.contains(&r.origin.file),

@@ -584,3 +584,158 @@ pub fn text(bytes: &[u8]) -> Cow<'_, str> {
         Err(_) => String::from_utf8_lossy(bytes),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn record(message: &str, fields: &[(&str, &str)]) -> Record {
+        let t = ts("2024-03-09T22:00:00Z");
+        Record::new(
+            t,
+            Level::Info,
+            "src".into(),
+            "h".into(),
+            message,
+            fields.iter().copied(),
+        )
+    }
+
+    /// The map a `BTreeMap` insert of `fields`, in order, would hold.
+    fn model(fields: &[(&str, &str)]) -> BTreeMap<String, String> {
+        fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn as_map(r: &Record) -> BTreeMap<String, String> {
+        r.fields()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn fields_come_in_key_order_and_the_last_value_of_a_key_wins() {
+        let fields = [
+            ("remote_addr", "10.0.0.1"),
+            ("remote_user", "bob"),
+            ("request", "GET / HTTP/1.1"),
+            ("request_time", "0.1"),
+            ("request", "GET /again HTTP/1.1"),
+            ("", "empty key"),
+            ("ß", "non-ASCII key"),
+            ("remote", "shorter"),
+            ("remote_addr", "10.0.0.2"),
+        ];
+        let r = record("the line", &fields);
+        assert_eq!(r.message(), "the line");
+        let got: Vec<(&str, &str)> = r.fields().collect();
+        let want = model(&fields);
+        let want: Vec<(&str, &str)> = want.iter().map(|(k, v)| (&**k, &**v)).collect();
+        assert_eq!(got, want);
+        assert_eq!(r.fields().len(), 7);
+        assert_eq!(r.field("remote_addr"), Some("10.0.0.2"));
+        assert_eq!(r.field("request"), Some("GET /again HTTP/1.1"));
+        assert_eq!(r.field(""), Some("empty key"));
+        assert_eq!(r.field("remote_"), None);
+    }
+
+    #[test]
+    fn more_fields_than_held_inline_spill_and_still_read_back() {
+        let keys: Vec<String> = (0..40).rev().map(|i| format!("key{i:02}")).collect();
+        let fields: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "v")).collect();
+        let r = record("m", &fields);
+        assert_eq!(as_map(&r), model(&fields));
+        assert!(r.heap_bytes() >= r.message().len() + 40 * (5 + 1));
+    }
+
+    #[test]
+    fn set_field_and_set_message_keep_the_rest() {
+        let mut r = record("first", &[("b", "2"), ("d", "4")]);
+        r.set_field("c", "3");
+        r.set_field("b", "two");
+        r.set_field("a", "1");
+        assert_eq!(
+            as_map(&r),
+            model(&[("a", "1"), ("b", "two"), ("c", "3"), ("d", "4")])
+        );
+        r.set_message(&"é".repeat(100));
+        assert_eq!(r.message(), "é".repeat(100));
+        assert_eq!(r.field("b"), Some("two"));
+        assert_eq!(r.fields().len(), 4);
+        assert_eq!(r, {
+            let mut again = record(&"é".repeat(100), &[("a", "1"), ("b", "two")]);
+            again.set_field("c", "3");
+            again.set_field("d", "4");
+            again
+        });
+    }
+
+    /// The JSON a record prints is the object the derived `Serialize` of a record with a
+    /// `BTreeMap` of fields printed (`logship parse` output stays byte-identical).
+    #[test]
+    fn json_is_the_map_shaped_object() {
+        #[derive(Serialize)]
+        struct Old<'a> {
+            timestamp: String,
+            level: Level,
+            source: &'a str,
+            host: &'a str,
+            message: &'a str,
+            fields: BTreeMap<String, String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            parse_error: Option<&'a str>,
+        }
+        let fields = [("z", "\"quoted\"\n"), ("a", "é"), ("m", "")];
+        let mut r = record("line with \\ and \u{1}", &fields);
+        for error in [None, Some("bad")] {
+            r.parse_error = error.map(str::to_owned);
+            let old = Old {
+                timestamp: r.timestamp.to_string(),
+                level: r.level,
+                source: "src",
+                host: "h",
+                message: r.message(),
+                fields: model(&fields),
+                parse_error: error,
+            };
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                serde_json::to_string(&old).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn parsed_entries_copy_into_one_buffer() {
+        let line = "GET /a b";
+        let mut parsed = Parsed::new(None, Level::Warn, Cow::Borrowed(line));
+        parsed.push("path", &line[4..6]);
+        parsed.push("method", &line[..3]);
+        parsed.push("owned", String::from("x"));
+        let ctx = RecordContext::new("nginx", "web-1");
+        let t = ts("2024-03-09T22:00:00Z");
+        let r = parsed.into_record(&ctx, t);
+        assert_eq!((r.timestamp, r.read_at, r.level), (t, t, Level::Warn));
+        assert_eq!(r.message(), line);
+        assert_eq!(
+            as_map(&r),
+            model(&[("method", "GET"), ("owned", "x"), ("path", "/a")])
+        );
+        assert_eq!(
+            r.heap_bytes(),
+            line.len() + "method".len() + 3 + 5 + 1 + 4 + 2
+        );
+        let bad = ctx.unparsed(b"\xffraw\r", "no", t);
+        assert_eq!(bad.message(), "\u{fffd}raw");
+        assert_eq!(bad.parse_error.as_deref(), Some("no"));
+        assert_eq!(bad.fields().len(), 0);
+    }
+}

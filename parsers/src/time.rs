@@ -31,6 +31,7 @@ pub fn coarse_unix_second() -> i64 {
     // SAFETY: `ts` is a valid, writable timespec, the only memory the call touches.
     let ok = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0;
     if ok {
+        #[allow(clippy::useless_conversion)] // `time_t` is 32 bits on some targets
         i64::from(ts.tv_sec)
     } else {
         jiff::Timestamp::now().as_second()

@@ -301,11 +301,12 @@ pub(crate) struct AppValues<'a> {
     pub ttl: MaybeUnset<i32>,
 }
 
-/// A row ready to bind, owning whatever had to be cut down to fit.
+/// A row ready to bind, owning whatever had to be cut down to fit. Not boxed: a unit's
+/// rows are one vector, and a box would cost an allocation per record.
 #[derive(Debug, Clone)]
 pub(crate) enum Row<'a> {
-    Infra(Box<InfraRow<'a>>),
-    App(Box<AppRow<'a>>),
+    Infra(InfraRow<'a>),
+    App(AppRow<'a>),
 }
 
 /// The partition a row belongs to, for grouping a unit into single-partition batches.
@@ -351,14 +352,14 @@ impl<'a> Row<'a> {
         let place = Placement::of(r.timestamp, record.route.bucket);
         let id = file_row_id(&r.host, record.origin.file, record.origin.start);
         let cut = cut_to_fit(r.message(), r.fields(), r.parse_error.as_deref(), max_bytes);
-        Row::Infra(Box::new(InfraRow {
+        Row::Infra(InfraRow {
             record,
             request_id,
             trace_id,
             id,
             place,
             cut,
-        }))
+        })
     }
 
     pub fn app(event: &'a AppEvent, route: &'a AppRoute, max_bytes: usize) -> Row<'a> {
@@ -375,12 +376,12 @@ impl<'a> Row<'a> {
             None,
             max_bytes.saturating_sub(fields_bytes),
         );
-        Row::App(Box::new(AppRow {
+        Row::App(AppRow {
             event,
             route,
             place,
             cut,
-        }))
+        })
     }
 
     pub fn truncated(&self) -> bool {
