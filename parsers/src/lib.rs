@@ -26,10 +26,12 @@ use jiff::Timestamp;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct ParseError {
+    /// Why, in a few words.
     pub reason: String,
 }
 
 impl ParseError {
+    /// An error with this reason.
     pub fn new(reason: impl Into<String>) -> Self {
         ParseError {
             reason: reason.into(),

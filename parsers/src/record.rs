@@ -12,17 +12,26 @@ use serde::{Serialize, Serializer};
 /// Syslog severities map one-to-one; other formats map onto this scale (see each parser).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
+    /// Debugging detail (syslog debug, PostgreSQL DEBUG1-5).
     Debug,
+    /// Normal operation.
     Info,
+    /// Normal but significant.
     Notice,
+    /// Something unexpected that did not fail.
     Warn,
+    /// A failure of one operation.
     Error,
+    /// A failure of a component (PostgreSQL FATAL, syslog crit).
     Critical,
+    /// Action needed at once.
     Alert,
+    /// The system is unusable (PostgreSQL PANIC, syslog emerg).
     Emergency,
 }
 
 impl Level {
+    /// Every level, least severe first.
     pub const ALL: [Level; 8] = [
         Level::Debug,
         Level::Info,
@@ -538,11 +547,14 @@ impl<'a> Parsed<'a> {
 /// What every record of one source shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordContext {
+    /// The source's name (see [`Record::source`]).
     pub source: Arc<str>,
+    /// The host's name (see [`Record::host`]).
     pub host: Arc<str>,
 }
 
 impl RecordContext {
+    /// The context of records of `source` read on `host`.
     pub fn new(source: impl Into<Arc<str>>, host: impl Into<Arc<str>>) -> Self {
         RecordContext {
             source: source.into(),
