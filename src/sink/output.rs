@@ -96,7 +96,7 @@ pub(crate) struct JsonLine<'a> {
 }
 
 impl<'a> JsonLine<'a> {
-    pub fn of(r: &'a FileRecord) -> JsonLine<'a> {
+    pub(crate) fn of(r: &'a FileRecord) -> JsonLine<'a> {
         JsonLine {
             record: &r.record,
             file_path: &r.origin.path,

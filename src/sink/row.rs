@@ -40,21 +40,33 @@ pub fn file_row_id(host: &str, file: crate::pipeline::FileId, offset: u64) -> Uu
 /// `application_logs`. Its id is fixed at capture, so retries never duplicate it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppEvent {
+    /// The row id, fixed at capture.
     pub id: Uuid,
+    /// When the event happened.
     pub timestamp: Timestamp,
+    /// The event's level.
     pub level: Level,
+    /// The application's name, the partition's first key part.
     pub service: Arc<str>,
+    /// The host the application runs on.
     pub host: Arc<str>,
+    /// The event's `tracing` target.
     pub target: Cow<'static, str>,
+    /// The Rust module the event came from, if known.
     pub module: Option<Cow<'static, str>>,
+    /// The source file the event came from, if known.
     pub file: Option<Cow<'static, str>>,
+    /// The line in that file, if known.
     pub line: Option<u32>,
+    /// The event's message.
     pub message: String,
     /// The event's own fields, rendered to text.
     pub fields: BTreeMap<String, String>,
     /// Fields of every enclosing span, outermost first (inner spans win on a clash).
     pub span_fields: BTreeMap<String, String>,
+    /// The request id the event (or a span around it) carries.
     pub request_id: Option<String>,
+    /// The trace id the event (or a span around it) carries.
     pub trace_id: Option<String>,
 }
 
@@ -87,15 +99,18 @@ impl Default for AppRoute {
 /// record's timestamp (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
+    /// The UTC day, the partition's third key part.
     pub day: CqlDate,
     /// Start of the time bucket, in seconds since the day's UTC midnight.
     pub bucket: i32,
+    /// The instant to the millisecond, the first clustering column.
     pub ts: CqlTimestamp,
     /// Nanoseconds below the millisecond, which a CQL `timestamp` cannot hold.
     pub ts_nanos: i32,
 }
 
 impl Placement {
+    /// Where a row of instant `timestamp` lands in a source with buckets `bucket` wide.
     pub fn of(timestamp: Timestamp, bucket: Duration) -> Placement {
         let nanos = timestamp.as_nanosecond();
         let ms = nanos.div_euclid(1_000_000) as i64;
@@ -249,7 +264,9 @@ pub(crate) struct InfraValues<'a> {
 /// overrides it with `request_id_field` / `trace_id_field`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestFields {
+    /// Fields tried for `request_id`, in order.
     pub request_id: Vec<String>,
+    /// Fields tried for `trace_id`, in order.
     pub trace_id: Vec<String>,
 }
 
@@ -345,7 +362,7 @@ pub(crate) struct Cut {
 }
 
 impl<'a> Row<'a> {
-    pub fn file(record: &'a FileRecord, max_bytes: usize, ids: &RequestFields) -> Row<'a> {
+    pub(crate) fn file(record: &'a FileRecord, max_bytes: usize, ids: &RequestFields) -> Row<'a> {
         let r = &record.record;
         let request_id = RequestFields::pick(&ids.request_id, |k| r.field(k));
         let trace_id = RequestFields::pick(&ids.trace_id, |k| r.field(k));
@@ -362,7 +379,7 @@ impl<'a> Row<'a> {
         })
     }
 
-    pub fn app(event: &'a AppEvent, route: &'a AppRoute, max_bytes: usize) -> Row<'a> {
+    pub(crate) fn app(event: &'a AppEvent, route: &'a AppRoute, max_bytes: usize) -> Row<'a> {
         let place = Placement::of(event.timestamp, route.bucket);
         let mut fields_bytes = event
             .span_fields
@@ -384,14 +401,14 @@ impl<'a> Row<'a> {
         })
     }
 
-    pub fn truncated(&self) -> bool {
+    pub(crate) fn truncated(&self) -> bool {
         match self {
             Row::Infra(r) => r.cut.is_some(),
             Row::App(r) => r.cut.is_some(),
         }
     }
 
-    pub fn partition(&self) -> PartitionKey<'_> {
+    pub(crate) fn partition(&self) -> PartitionKey<'_> {
         match self {
             Row::Infra(r) => PartitionKey {
                 name: &r.record.route.source,
@@ -409,7 +426,7 @@ impl<'a> Row<'a> {
     }
 
     /// Rough size on the wire, for splitting batches.
-    pub fn approx_bytes(&self) -> usize {
+    pub(crate) fn approx_bytes(&self) -> usize {
         let map = |m: &BTreeMap<String, String>| {
             m.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>()
         };
@@ -439,7 +456,7 @@ impl<'a> Row<'a> {
         }
     }
 
-    pub fn infra_values(r: &'a InfraRow<'a>) -> InfraValues<'a> {
+    pub(crate) fn infra_values(r: &'a InfraRow<'a>) -> InfraValues<'a> {
         let rec = &r.record.record;
         let (message, fields, parse_error) = match &r.cut {
             Some(c) => (
@@ -479,7 +496,7 @@ impl<'a> Row<'a> {
         }
     }
 
-    pub fn app_values(r: &'a AppRow<'a>) -> AppValues<'a> {
+    pub(crate) fn app_values(r: &'a AppRow<'a>) -> AppValues<'a> {
         let e = r.event;
         let (message, fields) = match &r.cut {
             Some(c) => (c.message.as_str(), FieldMap::Map(&c.fields)),

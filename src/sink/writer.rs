@@ -28,7 +28,10 @@ pub(crate) struct Statements {
 }
 
 impl Statements {
-    pub async fn prepare(session: &Session, keyspace: &str) -> Result<Statements, SinkError> {
+    pub(crate) async fn prepare(
+        session: &Session,
+        keyspace: &str,
+    ) -> Result<Statements, SinkError> {
         let ks = ident(keyspace);
         let infra = insert_statement(&ks, "infrastructure_logs", INFRA_COLUMNS);
         let app = insert_statement(&ks, "application_logs", APP_COLUMNS);
