@@ -287,7 +287,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let header = |cols: [&str; 10]| {
         println!(
             "{:<13} {:>9} {:>12} {:>12} {:>12} {:>9} {:>9} {:>15} {:>12} {:>8}",
-            cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8], cols[9]
+            cols[0],
+            cols[1],
+            cols[2],
+            cols[3],
+            cols[4],
+            cols[5],
+            cols[6],
+            cols[7],
+            cols[8],
+            cols[9]
         );
     };
     header([
@@ -303,7 +312,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "errors",
     ]);
     header([
-        "", "", "(record)", "(program)", "(no time)", "", "", "(logship)", "(vrl)", "ls/vrl",
+        "",
+        "",
+        "(record)",
+        "(program)",
+        "(no time)",
+        "",
+        "",
+        "(logship)",
+        "(vrl)",
+        "ls/vrl",
     ]);
     let functions = vrl::stdlib::all();
     for case in CASES.iter().filter(|c| settings.wants(c.label)) {
@@ -356,7 +374,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 format!("{allocs:.2}"),
                 format!("{ls_errors}/{errors}"),
             ),
-            None => ("n/a".into(), "n/a".into(), "n/a".into(), format!("{ls_errors}/-")),
+            None => (
+                "n/a".into(),
+                "n/a".into(),
+                "n/a".into(),
+                format!("{ls_errors}/-"),
+            ),
         };
         println!(
             "{:<13} {:>9} {:>12} {:>12} {:>12} {:>9} {:>9} {:>15.2} {:>12} {:>8}",
