@@ -278,7 +278,7 @@ const QUERIES: &[&str] = &[
 ];
 
 /// Debian's default `log_line_prefix`, which the PostgreSQL sample uses.
-pub const POSTGRES_PREFIX: &str = "%m [%p] %q%u@%d ";
+pub(crate) const POSTGRES_PREFIX: &str = "%m [%p] %q%u@%d ";
 
 /// Lines written with [`POSTGRES_PREFIX`].
 fn postgres(lines: usize, rng: &mut Rng) -> String {
@@ -434,7 +434,7 @@ fn postgres_json(lines: usize, rng: &mut Rng) -> String {
 /// SD MSG`, with no structured data, one element, or two (one with an escaped quote).
 /// The `syslog` format reads both forms; its default sample is RFC 3164.
 #[allow(dead_code)] // used by the vrl_peer benchmark
-pub fn syslog_rfc5424(lines: usize) -> String {
+pub(crate) fn syslog_rfc5424(lines: usize) -> String {
     let mut rng = Rng(0x5EED ^ 5424);
     let mut clock = Clock::new(TimeZone::UTC);
     let mut out = String::with_capacity(lines * 200);
@@ -475,7 +475,8 @@ pub fn syslog_rfc5424(lines: usize) -> String {
         let mut message = String::from("processed");
         for _ in 0..words {
             message.push(' ');
-            message.push_str(*rng.pick(WORDS));
+            let word: &&str = rng.pick(WORDS);
+            message.push_str(word);
         }
         let _ = writeln!(
             out,
@@ -487,7 +488,7 @@ pub fn syslog_rfc5424(lines: usize) -> String {
 }
 
 /// About `lines` lines of `format`, as a file's content.
-pub fn generate(format: Format, lines: usize) -> String {
+pub(crate) fn generate(format: Format, lines: usize) -> String {
     let mut rng = Rng(0x5EED ^ format.name().len() as u64);
     match format {
         Format::Nginx => nginx_combined(lines, &mut rng),

@@ -47,7 +47,7 @@ impl Label {
 
     /// The word PostgreSQL prints (the property tests write lines with it).
     #[cfg(test)]
-    pub const fn word(self) -> &'static str {
+    pub(crate) const fn word(self) -> &'static str {
         match self {
             Label::Detail => "DETAIL",
             Label::Hint => "HINT",
