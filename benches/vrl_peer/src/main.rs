@@ -1,12 +1,15 @@
 //! Peer benchmark (issue 14): `logship parse --count`'s path, Vector's parsers and a plain
-//! Python `re` parser, on the same files, in the same run.
+//! Python `re` parser, on the same files, in the same run, for every format logship parses
+//! (RFC 3164 and RFC 5424 syslog apart).
 //!
-//! - **logship**: what `logship parse --count` does per line: assemble the entry, parse it,
-//!   own it into a `Record` (the daemon's path up to the queue).
+//! - **logship**: what `logship parse --count` does per line: assemble the entry
+//!   (`Assembler::push_ref`), parse it, own it into a `Record` (the daemon's path up to the
+//!   queue).
 //! - **vrl**: the `vrl` crate from crates.io, its compiler and standard library, running the
 //!   program a Vector user writes (`. = parse_nginx_log!(.message, "combined")`,
-//!   `. = parse_syslog!(.message)`) on an event holding the line as `.message`, as
-//!   Vector's `remap` transform does.
+//!   `parse_nginx_log!(.message, "error")`, `. = parse_syslog!(.message)`,
+//!   `. = parse_json!(.message)`) on an event holding the line as `.message`, as Vector's
+//!   `remap` transform does. VRL has no PostgreSQL stderr or csvlog parser: `n/a`.
 //! - **python re**: `parsers/benches/re_baseline.py --no-time`: a compiled regex that
 //!   matches the line and builds the dict (no `strptime`), as in the issue's measurement.
 //!
@@ -14,8 +17,9 @@
 //! and the load average before and after, since the machine is shared.
 //!
 //! `cargo run --release --manifest-path benches/vrl_peer/Cargo.toml [-- --quick]
-//! [--no-python] [--no-vrl] [--format LABEL]`. Sample files are the parsers throughput benchmark's (same generator,
-//! same seed), kept in the system temp directory between runs.
+//! [--no-python] [--no-vrl] [--format LABEL]`. Sample files are the parsers throughput
+//! benchmark's (same generator, same seed; RFC 5424 from its own generator), kept in the
+//! system temp directory between runs.
 
 #[path = "../../../parsers/benches/throughput/alloc_count.rs"]
 mod alloc_count;
