@@ -146,7 +146,7 @@ struct Span {
 }
 
 /// Fields kept inline while a record is put together; more spill to the heap.
-const INLINE_FIELDS: usize = 24;
+const INLINE_FIELDS: usize = 16;
 
 /// Fields a record holds without a heap allocation for its field table.
 pub const INLINE_SPANS: usize = 12;
@@ -180,11 +180,14 @@ impl Text {
         // Indices sorted by key, then by position so the last of equal keys sorts last.
         // The first 8 key bytes as a big-endian number, above the index, make one integer
         // to sort by; only keys sharing those 8 bytes need a second, full comparison.
-        let mut order: smallvec::SmallVec<[(u64, u32); INLINE_FIELDS]> = fields
-            .iter()
-            .enumerate()
-            .map(|(i, (k, _))| (key_prefix(k.as_ref()), i as u32))
-            .collect();
+        // Extended in place: collecting would build the inline array and then move it.
+        let mut order = smallvec::SmallVec::<[(u64, u32); INLINE_FIELDS]>::new();
+        order.extend(
+            fields
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (key_prefix(k.as_ref()), i as u32)),
+        );
         if !order.is_sorted_by(|a, b| a.0 < b.0) {
             order.sort_unstable_by_key(|&(prefix, i)| (u128::from(prefix) << 32) | u128::from(i));
         }
