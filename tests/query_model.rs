@@ -174,16 +174,14 @@ async fn random_filters_return_exactly_the_model_rows_in_order() {
         offsets[source][host] += len;
         let id = file_row_id(HOSTS[host], file, off);
         let record = FileRecord {
-            record: Record {
-                timestamp: ts,
-                read_at: ts,
+            record: Record::new(
+                ts,
                 level,
-                source: Arc::clone(&routes[source].source),
-                host: HOSTS[host].into(),
-                message: message.clone(),
-                fields: fields.clone(),
-                parse_error: None,
-            },
+                Arc::clone(&routes[source].source),
+                HOSTS[host].into(),
+                &message,
+                &fields,
+            ),
             origin: Origin {
                 file,
                 path: format!("/var/log/{}.log", SOURCES[source].0).into(),

@@ -130,7 +130,7 @@ fn explorer_filters_expands_and_follows_in_headless_chromium() {
                 r.record.host.to_string(),
                 r.record.source.to_string(),
                 r.record.level.as_str().to_owned(),
-                r.record.message.clone(),
+                r.record.message().to_owned(),
             )
         })
         .collect();
@@ -169,7 +169,10 @@ fn explorer_filters_expands_and_follows_in_headless_chromium() {
     let detail = detail.as_str().unwrap();
     let first = expected[0];
     assert!(detail.contains("fields.status"), "{detail}");
-    assert!(detail.contains(&first.record.fields["path"]), "{detail}");
+    assert!(
+        detail.contains(first.record.field("path").unwrap()),
+        "{detail}"
+    );
     assert!(detail.contains("file_path"), "{detail}");
 
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve_explorer.png");
@@ -222,18 +225,18 @@ fn explorer_filters_expands_and_follows_in_headless_chromium() {
         "const tr = document.querySelector('#events tbody tr.event'); \
          return tr && tr.classList.contains('fresh') ? tr.children[4].textContent : null;",
     );
-    assert_eq!(top.as_str(), Some(fresh[0].record.message.as_str()));
+    assert_eq!(top.as_str(), Some(fresh[0].record.message()));
     std::thread::sleep(Duration::from_secs(2));
     let rows = shown(&browser);
     assert_eq!(
         rows.iter()
-            .filter(|r| r[4] == fresh[0].record.message)
+            .filter(|r| r[4] == fresh[0].record.message())
             .count(),
         1,
         "the followed row is shown once"
     );
     assert!(
-        !rows.iter().any(|r| r[4] == fresh[1].record.message),
+        !rows.iter().any(|r| r[4] == fresh[1].record.message()),
         "a DEBUG row does not pass the filter"
     );
     let follow_url = browser.current_url();

@@ -326,7 +326,7 @@ async fn oversized_records_are_truncated_and_flagged() {
         3,
         6,
     );
-    records[1].record.message = "é".repeat(10_000);
+    records[1].record.set_message(&"é".repeat(10_000));
     let report = sink.write_file_unit(&records).await.unwrap();
     assert_eq!((report.written, report.truncated), (3, 1));
     let rows: BTreeMap<_, _> = read_all_infra(sink.session(), ks)
@@ -343,7 +343,7 @@ async fn oversized_records_are_truncated_and_flagged() {
         "{}",
         cut.message.len()
     );
-    assert!(records[1].record.message.starts_with(&cut.message));
+    assert!(records[1].record.message().starts_with(&cut.message));
     assert!(!rows[&0].truncated);
     assert_eq!(sink.metrics().rows_truncated, 1);
 }
@@ -398,7 +398,7 @@ async fn a_record_cassandra_refuses_goes_to_the_dead_letter_file_and_the_rest_is
         assert_eq!(entry["table"], "infrastructure_logs");
         assert_eq!(
             entry["record"]["record"]["message"],
-            records[5].record.message.as_str()
+            records[5].record.message()
         );
         assert_eq!(entry["record"]["file_offset"], records[5].origin.start);
         assert!(!entry["reason"].as_str().unwrap().is_empty());

@@ -100,7 +100,7 @@ fn untimed_entries_get_the_same_timestamp_when_replayed() {
     );
     // Untimed entries after a timed one carry its time; read_at is the read time.
     for r in &second {
-        let msg = &r.record.message;
+        let msg = &r.record.message();
         if !msg.starts_with("T=") {
             let n: u64 = msg[5..13].parse().unwrap();
             if n >= 102 {
@@ -118,7 +118,10 @@ fn untimed_entries_get_the_same_timestamp_when_replayed() {
 
 /// The lines each delivered once, by content, and the set of paths delivered from.
 fn once(records: &[FileRecord], total: u64) {
-    let msgs: Vec<String> = records.iter().map(|r| r.record.message.clone()).collect();
+    let msgs: Vec<String> = records
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
     assert_exactly_once(&msgs, total);
 }
 
@@ -210,7 +213,7 @@ fn copytruncate_while_stopped_with_the_copy_in_the_pattern() {
         &[first.clone(), agent.sink.records.lock().unwrap().clone()]
             .concat()
             .iter()
-            .map(|r| r.record.message.clone())
+            .map(|r| r.record.message().to_owned())
             .collect::<Vec<_>>(),
         1500
     )));
@@ -223,7 +226,7 @@ fn copytruncate_while_stopped_with_the_copy_in_the_pattern() {
     let first_ids: HashSet<_> = acked.iter().map(|r| r.origin.file).collect();
     let replayed = second
         .iter()
-        .filter(|r| number(&r.record.message).is_some_and(|n| n < 1000));
+        .filter(|r| number(r.record.message()).is_some_and(|n| n < 1000));
     for r in replayed {
         assert!(
             first_ids.contains(&r.origin.file),

@@ -65,7 +65,10 @@ fn appends_creates_and_renames_are_seen_without_a_rescan() {
     worst = worst.max(seen_within(&agent, 50, "rename"));
     eprintln!("slowest: {worst:?} (rescan interval 600 s)");
     let records = agent.stop();
-    let msgs: Vec<String> = records.iter().map(|r| r.record.message.clone()).collect();
+    let msgs: Vec<String> = records
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
     assert_exactly_once(&msgs, 50);
 }
 
@@ -130,7 +133,10 @@ fn an_inotify_queue_overflow_rescans_and_loses_nothing() {
         agent.sink.len()
     );
     let records = agent.stop();
-    let msgs: Vec<String> = records.iter().map(|r| r.record.message.clone()).collect();
+    let msgs: Vec<String> = records
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
     assert_exactly_once(&msgs, FILES);
     let log = String::from_utf8_lossy(&logged.lock().unwrap()).into_owned();
     assert!(

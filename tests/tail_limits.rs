@@ -53,7 +53,10 @@ fn sparse_5_gib_file() {
         monitor.snapshot().files
     );
     let records = agent.stop();
-    let msgs: Vec<String> = records.iter().map(|r| r.record.message.clone()).collect();
+    let msgs: Vec<String> = records
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
     assert_exactly_once(&msgs, 200);
 }
 
@@ -81,9 +84,12 @@ fn file_of_nul_bytes() {
     write_lines(&mut f, 0, 10);
     assert!(wait_until(LONG, || agent.sink.len() >= 10));
     let records = agent.stop();
-    let msgs: Vec<String> = records.iter().map(|r| r.record.message.clone()).collect();
+    let msgs: Vec<String> = records
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
     assert_exactly_once(&msgs, 10);
-    assert!(records.iter().all(|r| !r.record.message.contains('\0')));
+    assert!(records.iter().all(|r| !r.record.message().contains('\0')));
 }
 
 /// Non-regular files that match the pattern are not read (a FIFO would block the source
@@ -109,6 +115,9 @@ fn directories_and_fifos_matching_the_pattern_are_left_alone() {
     write_lines(&mut f, 10, 20);
     assert!(wait_until(Duration::from_secs(30), || agent.sink.len() >= 20));
     let records = agent.stop();
-    let msgs: Vec<String> = records.iter().map(|r| r.record.message.clone()).collect();
+    let msgs: Vec<String> = records
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
     assert_exactly_once(&msgs, 20);
 }

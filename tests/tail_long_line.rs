@@ -46,25 +46,25 @@ fn fifty_megabyte_line_is_truncated_and_flagged_with_bounded_memory() {
 
     let long = &records[1];
     assert_eq!(
-        long.record.message.len(),
+        long.record.message().len(),
         100 * 1024,
         "cut at max_line_bytes"
     );
-    assert_eq!(
-        long.record.fields.get(TRUNCATED_FIELD).map(String::as_str),
-        Some("true")
-    );
+    assert_eq!(long.record.field(TRUNCATED_FIELD), Some("true"));
     assert_eq!(
         long.origin.end - long.origin.start,
         50 * 1024 * 1024 + 1,
         "the whole line is consumed"
     );
-    let msgs: Vec<String> = records.iter().map(|r| r.record.message.clone()).collect();
+    let msgs: Vec<String> = records
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
     assert_eq!(tally(&msgs).len(), 3, "the lines around it are intact");
     assert!(
         records
             .iter()
-            .filter(|r| r.record.fields.contains_key(TRUNCATED_FIELD))
+            .filter(|r| r.record.field(TRUNCATED_FIELD).is_some())
             .count()
             == 1
     );

@@ -45,12 +45,12 @@ fn continuation_lines_are_assembled_and_the_last_entry_flushed() {
     let first = &records[0].record;
     assert!(first.parse_error.is_none(), "{first:?}");
     assert!(
-        first.message.contains("FROM accounts") && first.message.contains("WHERE id = 1;"),
+        first.message().contains("FROM accounts") && first.message().contains("WHERE id = 1;"),
         "{first:?}"
     );
     assert_eq!(records[0].origin.start, 0);
     assert_eq!(records[1].origin.start, records[0].origin.end);
-    assert!(records[1].record.message.contains("does not exist"));
+    assert!(records[1].record.message().contains("does not exist"));
 }
 
 #[test]
@@ -87,7 +87,7 @@ fn held_entry_is_read_again_after_restart_not_lost() {
     let agent = Agent::start(data.path(), fast_config(), vec![s2], AckMode::InOrder);
     assert!(wait_until(LONG, || agent.sink.len() >= 2));
     let second = agent.stop();
-    let msgs: Vec<&str> = second.iter().map(|r| r.record.message.as_str()).collect();
+    let msgs: Vec<&str> = second.iter().map(|r| r.record.message()).collect();
     assert_eq!(msgs.len(), 2, "{msgs:?}");
     assert!(
         msgs[0].starts_with("two") && msgs[0].contains("continued") && msgs[0].contains("and more"),

@@ -30,7 +30,7 @@ fn restart_resumes_after_what_was_acknowledged() {
 
     let msgs = |r: &[logship::pipeline::FileRecord]| {
         r.iter()
-            .map(|r| r.record.message.clone())
+            .map(|r| r.record.message().to_owned())
             .collect::<Vec<_>>()
     };
     assert_exactly_once(&msgs(&first), 500);
@@ -72,7 +72,10 @@ fn unacknowledged_records_are_read_again_after_restart() {
     let agent = Agent::start(data.path(), fast_config(), sources(), AckMode::InOrder);
     assert!(wait_until(LONG, || agent.sink.len() >= 700));
     let again = agent.stop();
-    let msgs: Vec<String> = again.iter().map(|r| r.record.message.clone()).collect();
+    let msgs: Vec<String> = again
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
     let t = tally(&msgs);
     assert_eq!(
         t.keys().next(),
@@ -100,8 +103,11 @@ fn out_of_order_acknowledgements_never_skip_a_line() {
     let agent = Agent::start(data.path(), fast_config(), sources(), AckMode::InOrder);
     assert!(wait_until(LONG, || agent.sink.len() >= 100));
     let second = agent.stop();
-    let mut all: Vec<String> = first.iter().map(|r| r.record.message.clone()).collect();
-    all.extend(second.iter().map(|r| r.record.message.clone()));
+    let mut all: Vec<String> = first
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
+    all.extend(second.iter().map(|r| r.record.message().to_owned()));
     assert_exactly_once(&all, 2100);
 }
 
@@ -125,8 +131,11 @@ fn read_from_end_applies_to_the_first_start_only() {
     let agent = Agent::start(data.path(), fast_config(), sources(), AckMode::InOrder);
     assert!(wait_until(LONG, || agent.sink.len() >= 100));
     let second = agent.stop();
-    let mut all: Vec<String> = first.iter().map(|r| r.record.message.clone()).collect();
-    all.extend(second.iter().map(|r| r.record.message.clone()));
+    let mut all: Vec<String> = first
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
+    all.extend(second.iter().map(|r| r.record.message().to_owned()));
     let t = tally(&all);
     assert_eq!(t.keys().next(), Some(&100));
     assert_eq!(t.len(), 200);
@@ -145,7 +154,10 @@ fn corrupt_checkpoint_file_is_reported_and_every_file_read_from_the_start() {
     let agent = Agent::start(data.path(), fast_config(), vec![s], AckMode::InOrder);
     assert!(wait_until(LONG, || agent.sink.len() >= 50));
     let records = agent.stop();
-    let msgs: Vec<String> = records.iter().map(|r| r.record.message.clone()).collect();
+    let msgs: Vec<String> = records
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
     assert_exactly_once(&msgs, 50);
     let moved = fs::read_dir(data.path())
         .unwrap()
@@ -207,7 +219,7 @@ fn reconfigure_keeps_sources_that_stay() {
     let a_msgs: Vec<String> = records
         .iter()
         .filter(|r| &*r.route.source == "a")
-        .map(|r| r.record.message.clone())
+        .map(|r| r.record.message().to_owned())
         .collect();
     assert_exactly_once(&a_msgs, 1200);
     // b's ten lines: read once before removal, and after re-adding resumed from the
@@ -215,7 +227,7 @@ fn reconfigure_keeps_sources_that_stay() {
     let b_msgs: Vec<String> = records
         .iter()
         .filter(|r| &*r.route.source == "b")
-        .map(|r| r.record.message.clone())
+        .map(|r| r.record.message().to_owned())
         .collect();
     let tb = tally(&b_msgs);
     assert_eq!(tb.len(), 10);
@@ -248,7 +260,10 @@ fn rotation_while_stopped_loses_nothing() {
     write_lines(&mut f, 1000, 1010);
     assert!(wait_until(LONG, || agent.sink.len() >= 510));
     let second = agent.stop();
-    let mut all: Vec<String> = first.iter().map(|r| r.record.message.clone()).collect();
-    all.extend(second.iter().map(|r| r.record.message.clone()));
+    let mut all: Vec<String> = first
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
+    all.extend(second.iter().map(|r| r.record.message().to_owned()));
     assert_exactly_once(&all, 1010);
 }

@@ -45,7 +45,10 @@ fn rename_and_create_out_of_the_pattern() {
         "not everything delivered"
     );
     let records = agent.stop();
-    let msgs: Vec<String> = records.iter().map(|r| r.record.message.clone()).collect();
+    let msgs: Vec<String> = records
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
     assert_exactly_once(&msgs, TOTAL);
 }
 
@@ -81,7 +84,10 @@ fn rename_within_the_pattern_and_gzip_excluded() {
         TOTAL
     )));
     let records = agent.stop();
-    let msgs: Vec<String> = records.iter().map(|r| r.record.message.clone()).collect();
+    let msgs: Vec<String> = records
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
     assert_exactly_once(&msgs, TOTAL);
 }
 
@@ -123,7 +129,10 @@ fn copytruncate() {
         TOTAL
     )));
     let records = agent.stop();
-    let msgs: Vec<String> = records.iter().map(|r| r.record.message.clone()).collect();
+    let msgs: Vec<String> = records
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
     assert_exactly_once(&msgs, TOTAL);
 }
 
@@ -158,7 +167,10 @@ fn delete_then_same_name_recreated() {
         TOTAL
     )));
     let records = agent.stop();
-    let msgs: Vec<String> = records.iter().map(|r| r.record.message.clone()).collect();
+    let msgs: Vec<String> = records
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
     assert_exactly_once(&msgs, TOTAL);
 }
 
@@ -183,7 +195,10 @@ fn new_files_are_read_from_the_beginning_even_with_read_from_end() {
         210
     )));
     let records = agent.stop();
-    let msgs: Vec<String> = records.iter().map(|r| r.record.message.clone()).collect();
+    let msgs: Vec<String> = records
+        .iter()
+        .map(|r| r.record.message().to_owned())
+        .collect();
     assert_exactly_once(&msgs, 210);
     assert!(!msgs.iter().any(|m| m.contains("history")));
 }

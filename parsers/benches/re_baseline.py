@@ -42,6 +42,15 @@ SYSLOG = re.compile(
     r'(?P<appname>[^\s\[:]+)(?:\[(?P<procid>\d+)\])?: (?P<message>.*)'
 )
 
+SYSLOG_5424 = re.compile(
+    r'<(?P<pri>\d{1,3})>1 (?P<time>\S+) (?P<hostname>\S+) (?P<appname>\S+) (?P<procid>\S+) '
+    r'(?P<msgid>\S+) (?P<sd>-|(?:\[(?:[^"\]]|"(?:[^"\\]|\\.)*")*\])+) ?(?P<message>.*)'
+)
+SD_ELEMENT = re.compile(r'\[(?P<id>[^ \]]+)(?P<params>(?:[^"\]]|"(?:[^"\\]|\\.)*")*)\]')
+SD_PARAM = re.compile(r'(?P<name>[^ =]+)="(?P<value>(?:[^"\\]|\\.)*)"')
+SD_UNESCAPE = re.compile(r'\\([\\"\]])')
+SYSLOG_SEVERITIES = ['EMERGENCY', 'ALERT', 'CRITICAL', 'ERROR', 'WARN', 'NOTICE', 'INFO', 'DEBUG']
+
 POSTGRES = re.compile(
     r'(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) (?P<tz>\S+) \[(?P<pid>\d+)\] '
     r'(?:(?P<user>\S*)@(?P<database>\S*) )?(?P<severity>[A-Z0-9]+):  (?P<message>.*)',
@@ -137,6 +146,26 @@ def syslog(lines):
     return len(out), errors
 
 
+def syslog_5424(lines):
+    parse_time = CachedTime('%Y-%m-%dT%H:%M:%S.%f%z')
+    out, errors = [], 0
+    for line in lines:
+        m = SYSLOG_5424.match(line)
+        if m is None:
+            errors += 1
+            continue
+        d = m.groupdict()
+        fields = {k: d[k] for k in ('hostname', 'appname', 'procid', 'msgid') if d[k] != '-'}
+        if d['sd'] != '-':
+            for e in SD_ELEMENT.finditer(d['sd']):
+                for p in SD_PARAM.finditer(e['params']):
+                    fields[f"sd.{e['id']}.{p['name']}"] = SD_UNESCAPE.sub(r'\1', p['value'])
+        pri = int(d['pri'])
+        out.append({'timestamp': parse_time(d['time']), 'level': SYSLOG_SEVERITIES[pri % 8],
+                    'message': d['message'], 'fields': fields})
+    return len(out), errors
+
+
 def postgres(lines):
     parse_time = CachedTime('%Y-%m-%d %H:%M:%S.%f')
     out, errors = [], 0
@@ -162,8 +191,9 @@ def postgres(lines):
                 fields[child['severity'].lower()] = child['message']
             else:
                 message.append(line.lstrip('\t'))
-        tz = timezone.utc if d['tz'] == 'UTC' else None
-        stamp = parse_time(d['time']).replace(tzinfo=tz)
+        stamp = parse_time(d['time'])
+        if not NO_TIME:
+            stamp = stamp.replace(tzinfo=timezone.utc if d['tz'] == 'UTC' else None)
         out.append({'timestamp': stamp, 'level': PG_LEVELS.get(d['severity'], 'DEBUG'),
                     'message': '\n'.join(message), 'fields': fields})
     return len(out), errors
@@ -214,7 +244,7 @@ def postgres_json(lines):
     return len(out), errors
 
 
-PARSERS = {'nginx': nginx, 'nginx-error': nginx_error, 'syslog': syslog,
+PARSERS = {'nginx': nginx, 'nginx-error': nginx_error, 'syslog': syslog, 'syslog-5424': syslog_5424,
            'postgres': postgres, 'postgres-csv': postgres_csv, 'postgres-json': postgres_json}
 
 

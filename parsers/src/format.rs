@@ -25,6 +25,7 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format, in the order the CLI and the docs list them.
     pub const ALL: [Format; 6] = [
         Format::Nginx,
         Format::NginxError,
@@ -34,6 +35,7 @@ impl Format {
         Format::PostgresJson,
     ];
 
+    /// The format's name in configs and on the command line (`nginx-error`, ...).
     pub const fn name(self) -> &'static str {
         match self {
             Format::Nginx => "nginx",
@@ -69,24 +71,37 @@ pub enum SpecError {
     #[error(
         "unknown format {0:?} (expected one of nginx, nginx-error, syslog, postgres, postgres-csv, postgres-json)"
     )]
+    /// A format name logship does not know.
     UnknownFormat(String),
+    /// An nginx `log_format` that does not compile.
     #[error("bad log_format at byte {at} ({fragment:?}): {reason}")]
     BadLogFormat {
+        /// Byte offset of the problem in the string.
         at: usize,
+        /// The text around it.
         fragment: String,
+        /// What is wrong.
         reason: String,
     },
+    /// A PostgreSQL `log_line_prefix` that does not compile.
     #[error("bad log_line_prefix at byte {at} ({fragment:?}): {reason}")]
     BadPrefix {
+        /// Byte offset of the problem in the string.
         at: usize,
+        /// The text around it.
         fragment: String,
+        /// What is wrong.
         reason: String,
     },
+    /// A `timezone` that is neither `UTC` nor an IANA zone name on this host.
     #[error("unknown time zone {0:?}")]
     UnknownTimezone(String),
+    /// An option given for a format it does not apply to.
     #[error("{option} does not apply to format {format}")]
     NotApplicable {
+        /// The option's name.
         option: &'static str,
+        /// The format it was given for.
         format: Format,
     },
 }
@@ -94,6 +109,7 @@ pub enum SpecError {
 /// Everything needed to build a parser: the format and its options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormatSpec {
+    /// The log format.
     pub format: Format,
     /// nginx `log_format` string (nginx only); default `combined`.
     pub log_format: Option<String>,
@@ -105,6 +121,7 @@ pub struct FormatSpec {
 }
 
 impl FormatSpec {
+    /// A spec with every option at its default.
     pub fn new(format: Format) -> Self {
         FormatSpec {
             format,

@@ -17,8 +17,8 @@ pub mod syslog;
 pub mod time;
 
 pub use format::{Format, FormatSpec, SpecError};
-pub use multiline::{Assembler, Entry};
-pub use record::{Fields, Level, Parsed, Record, RecordContext};
+pub use multiline::{Assembler, Entry, EntryRef};
+pub use record::{FieldIter, Level, Parsed, Record, RecordContext};
 
 use jiff::Timestamp;
 
@@ -26,10 +26,12 @@ use jiff::Timestamp;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}")]
 pub struct ParseError {
+    /// Why, in a few words.
     pub reason: String,
 }
 
 impl ParseError {
+    /// An error with this reason.
     pub fn new(reason: impl Into<String>) -> Self {
         ParseError {
             reason: reason.into(),

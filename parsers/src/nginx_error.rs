@@ -25,6 +25,7 @@ pub struct ErrorParser {
 }
 
 impl ErrorParser {
+    /// A parser reading the (zoneless) times in `tz`.
     pub fn new(tz: TimeZone) -> Self {
         ErrorParser {
             tz,

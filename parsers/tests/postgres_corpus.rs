@@ -56,12 +56,12 @@ fn ts(s: &str) -> Timestamp {
 }
 
 fn field<'r>(record: &'r Record, key: &str) -> Option<&'r str> {
-    record.fields.get(key).map(String::as_str)
+    record.field(key)
 }
 
 fn assert_no_parse_errors(records: &[Record]) {
     for r in records {
-        assert_eq!(r.parse_error, None, "{:?}", r.message);
+        assert_eq!(r.parse_error, None, "{:?}", r.message());
     }
 }
 
@@ -76,19 +76,19 @@ fn pg11_verbose_default_prefix() {
     assert_eq!(first.timestamp, ts("2019-07-23T12:06:24.406Z"));
     assert_eq!(first.level, Level::Info);
     assert_eq!(
-        first.message,
+        first.message(),
         "database system was interrupted; last known up at 2019-07-23 12:03:20 UTC"
     );
     assert_eq!(field(first, "pid"), Some("25"));
     assert_eq!(field(first, "sql_state"), Some("00000"));
     assert_eq!(field(first, "location"), Some("StartupXLOG, xlog.c:6388"));
     // Every entry got its LOCATION line.
-    assert!(records.iter().all(|r| r.fields.contains_key("location")));
+    assert!(records.iter().all(|r| r.field("location").is_some()));
 
     let error = &records[9];
     assert_eq!(error.level, Level::Error);
     assert_eq!(
-        error.message,
+        error.message(),
         "unrecognized configuration parameter \"config_filel\""
     );
     assert_eq!(field(error, "sql_state"), Some("42704"));
@@ -113,7 +113,7 @@ fn debian_prefix_with_slow_queries() {
     assert_eq!(field(&records[0], "user"), None);
     assert_eq!(records[0].timestamp, ts("2017-07-31T11:36:42.585Z"));
     // Startup packet: user and database still [unknown].
-    assert_eq!(records[4].message, "incomplete startup packet");
+    assert_eq!(records[4].message(), "incomplete startup packet");
     assert_eq!(field(&records[4], "user"), None);
     assert_eq!(field(&records[4], "database"), None);
     // A slow query whose statement spans 8 lines.
@@ -121,13 +121,16 @@ fn debian_prefix_with_slow_queries() {
     assert_eq!(field(slow, "user"), Some("postgres"));
     assert_eq!(field(slow, "database"), Some("postgres"));
     assert_eq!(field(slow, "duration_ms"), Some("37.118"));
-    assert_eq!(slow.message.lines().count(), 8);
+    assert_eq!(slow.message().lines().count(), 8);
     assert!(
-        slow.message
+        slow.message()
             .starts_with("duration: 37.118 ms  statement: SELECT d.datname")
     );
-    assert!(slow.message.ends_with("\nORDER BY 1;"));
-    assert!(slow.message.contains("\n       pg_catalog.pg_get_userbyid"));
+    assert!(slow.message().ends_with("\nORDER BY 1;"));
+    assert!(
+        slow.message()
+            .contains("\n       pg_catalog.pg_get_userbyid")
+    );
     assert_eq!(records[8].level, Level::Critical);
     assert_eq!(field(&records[8], "database"), Some("users"));
     let dbs: Vec<_> = records[15..18]
@@ -149,12 +152,12 @@ fn pid_and_line_number_prefix_cest_and_est() {
     assert_eq!(field(&records[0], "line_num"), Some("1"));
     assert_eq!(records[0].timestamp, ts("2017-04-03T20:32:14.322Z"));
     assert_eq!(field(&records[2], "line_num"), Some("2"));
-    assert_eq!(records[2].message.lines().count(), 12);
+    assert_eq!(records[2].message().lines().count(), 12);
     let autovacuum = &records[3];
     assert_eq!(autovacuum.timestamp, ts("2017-07-31T18:36:43.557Z"));
     let checkpoints = &records[4];
     assert_eq!(
-        checkpoints.message,
+        checkpoints.message(),
         "checkpoints are occurring too frequently (25 seconds apart)"
     );
     assert_eq!(
@@ -176,7 +179,7 @@ fn ubuntu_error_groups_and_zone_switches() {
     let operator = &records[7];
     assert_eq!(operator.level, Level::Error);
     assert_eq!(
-        operator.message,
+        operator.message(),
         "operator does not exist: jsonb @> at character 49"
     );
     assert!(
@@ -190,7 +193,7 @@ fn ubuntu_error_groups_and_zone_switches() {
     );
     let duplicate = records
         .iter()
-        .find(|r| r.message.starts_with("duplicate key"))
+        .find(|r| r.message().starts_with("duplicate key"))
         .unwrap();
     assert_eq!(
         field(duplicate, "detail"),
@@ -203,7 +206,7 @@ fn ubuntu_error_groups_and_zone_switches() {
     assert_eq!(duplicate.timestamp, ts("2017-04-08T10:32:51.056Z"));
     let utc = records
         .iter()
-        .find(|r| r.message == "database system was shut down at 2017-05-27 14:07:52 UTC")
+        .find(|r| r.message() == "database system was shut down at 2017-05-27 14:07:52 UTC")
         .unwrap();
     assert_eq!(utc.timestamp, ts("2017-05-27T14:07:53.007Z"));
     // Only the labelled lines were folded: no record is a bare HINT/STATEMENT/DETAIL.
@@ -224,7 +227,7 @@ fn lnav_blank_lines_are_dropped() {
     assert_eq!(records[0].timestamp, ts("2025-08-13T08:45:01.123Z"));
     // The blank line after it is not part of the message.
     assert_eq!(
-        records[5].message,
+        records[5].message(),
         "database system is ready to accept connections"
     );
     let error = records.iter().find(|r| r.level == Level::Error).unwrap();
@@ -249,7 +252,7 @@ fn lnav_multi_line_statement() {
     );
     assert!(statement.ends_with("\n);"));
     assert_eq!(
-        records[0].message,
+        records[0].message(),
         "syntax error at or near \"null\" at character 510"
     );
     assert_eq!(records[0].timestamp, ts("2025-04-11T22:14:12.837Z"));
@@ -290,9 +293,9 @@ fn csvlog_pg11_multi_line_matches_filebeat() {
         assert_eq!(record.level, Level::Info);
         // Filebeat keeps only the statement as message; logship keeps what PostgreSQL wrote.
         assert!(
-            record.message.ends_with(&want("message")),
+            record.message().ends_with(&want("message")),
             "{:?}",
-            record.message
+            record.message()
         );
         let duration_ns = field(record, "duration_ms")
             .unwrap()
@@ -342,7 +345,7 @@ fn csvlog_pg13_with_backend_type() {
     assert_eq!(field(&records[3], "line_num"), Some("7"));
     assert!(
         records[3]
-            .message
+            .message()
             .starts_with("disconnection: session time: 0:00:33.289")
     );
 }

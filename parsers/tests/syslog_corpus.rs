@@ -107,7 +107,7 @@ fn records(parser: &SyslogParser, relative: &str) -> Option<Vec<Parsed>> {
 }
 
 fn field<'r>(record: &'r Record, key: &str) -> Option<&'r str> {
-    record.fields.get(key).map(String::as_str)
+    record.field(key)
 }
 
 #[test]
@@ -147,7 +147,7 @@ fn exactly_the_expected_entries_fail() {
             .collect();
         assert_eq!(failed, errors, "{file}: entries that fail");
         for p in &records {
-            assert!(!p.record.message.contains('\r'), "{file}");
+            assert!(!p.record.message().contains('\r'), "{file}");
             if p.record.parse_error.is_none() {
                 assert_ne!(p.record.timestamp, ts("2030-01-01T00:00:00Z"), "{file}");
             }
@@ -182,7 +182,7 @@ fn assert_matches_expected_json(log: &str, records: &[Parsed]) {
         assert_eq!(field(r, "appname"), want["process.name"].as_str(), "{log}");
         let pid = want["process.pid"].as_u64().map(|p| p.to_string());
         assert_eq!(field(r, "procid"), pid.as_deref(), "{log}");
-        assert_eq!(Some(r.message.as_str()), want["message"].as_str(), "{log}");
+        assert_eq!(Some(r.message()), want["message"].as_str(), "{log}");
         assert_eq!(r.level, Level::Info, "{log}: no PRI");
     }
 }
@@ -235,12 +235,12 @@ fn auth_log() {
     assert_eq!(field(r, "hostname"), Some("localhost"));
     assert_eq!(field(r, "appname"), Some("sshd"));
     assert_eq!(field(r, "procid"), Some("3402"));
-    assert!(r.message.starts_with("Accepted publickey for vagrant"));
+    assert!(r.message().starts_with("Accepted publickey for vagrant"));
     let sudo = &records[7].record;
     assert_eq!(field(sudo, "appname"), Some("sudo"));
     assert_eq!(field(sudo, "procid"), None);
     assert_eq!(field(sudo, "hostname"), Some("precise32"));
-    assert!(sudo.message.starts_with("     tsg : user NOT in sudoers"));
+    assert!(sudo.message().starts_with("     tsg : user NOT in sudoers"));
 }
 
 #[test]
@@ -255,7 +255,7 @@ fn auth_log_with_iso_timestamps() {
     assert_eq!(field(&records[0].record, "appname"), Some("sudo"));
     assert_eq!(records[1].record.timestamp, ts("2019-06-14T11:31:15.412Z"));
     assert_eq!(field(&records[1].record, "appname"), Some("pam"));
-    assert_eq!(records[1].record.message, "user nobody logged out.");
+    assert_eq!(records[1].record.message(), "user nobody logged out.");
 }
 
 #[test]
@@ -267,7 +267,7 @@ fn darwin_multi_line_and_repeat_marker() {
     assert_eq!(first.timestamp, ts("2023-12-13T11:35:28Z"));
     assert_eq!(field(first, "appname"), Some("GoogleSoftwareUpdateAgent"));
     assert_eq!(field(first, "procid"), Some("21412"));
-    let lines: Vec<&str> = first.message.lines().collect();
+    let lines: Vec<&str> = first.message().lines().collect();
     assert_eq!(lines.len(), 19);
     assert!(lines[0].starts_with("2016-12-13 11:35:28.420 GoogleSoftwareUpdateAgent"));
     assert_eq!(
@@ -278,7 +278,7 @@ fn darwin_multi_line_and_repeat_marker() {
     assert_eq!(records[1].start, 907);
     let repeat = &records[2].record;
     assert_eq!(repeat.timestamp, ts("2024-04-04T03:39:57Z"));
-    assert_eq!(repeat.message, "--- last message repeated 1 time ---");
+    assert_eq!(repeat.message(), "--- last message repeated 1 time ---");
     assert_eq!(field(repeat, "hostname"), None);
 }
 
@@ -291,7 +291,7 @@ fn iso8601_multi_line() {
     assert_eq!(r.timestamp, ts("2020-12-25T21:59:59Z"));
     assert_eq!(field(r, "hostname"), Some("a-mac-with-esc-key"));
     assert_eq!(
-        r.message,
+        r.message(),
         "2016-12-13 11:35:28.421\n\t\tGoogleSoftwareUpdateAgent[21412/0x700007399000] [lvl=2] -[KSUpdateEngine updateAllExceptProduct:] KSUpdateEngine updating all\n\t\tinstalled products, except:'com.google.Keystone'."
     );
 }
@@ -305,8 +305,8 @@ fn degenerate_line_without_tag() {
     assert_eq!(r.timestamp, ts("2022-04-21T14:30:00Z"));
     assert_eq!(field(r, "hostname"), Some("greedy"));
     assert_eq!(field(r, "appname"), None);
-    assert_eq!(r.message, "multiline");
-    assert_eq!(records[1].record.message, "syslog");
+    assert_eq!(r.message(), "multiline");
+    assert_eq!(records[1].record.message(), "syslog");
 }
 
 #[test]
@@ -337,7 +337,7 @@ fn plain_rfc3164_files() {
     assert_eq!(field(r, "hostname"), Some("veridian"));
     assert_eq!(field(r, "appname"), Some("automount"));
     assert_eq!(field(r, "procid"), Some("16442"));
-    assert_eq!(r.message, "attempting to mount entry /auto/opt");
+    assert_eq!(r.message(), "attempting to mount entry /auto/opt");
     assert_eq!(field(&records[3].record, "appname"), Some("sudo"));
     assert_eq!(field(&records[3].record, "procid"), None);
 
@@ -347,7 +347,7 @@ fn plain_rfc3164_files() {
         .map(|p| field(&p.record, "procid").unwrap().to_owned())
         .collect();
     assert_eq!(pids, ["7998", "16442", "7999"]);
-    assert_eq!(records[2].record.message, "eth0 is down");
+    assert_eq!(records[2].record.message(), "eth0 is down");
 }
 
 #[test]
@@ -367,15 +367,15 @@ fn macos_multi_line_configuration_notices() {
         return;
     };
     for p in &records[2..] {
-        assert_eq!(p.record.message.lines().count(), 3);
+        assert_eq!(p.record.message().lines().count(), 3);
         assert!(
             p.record
-                .message
+                .message()
                 .starts_with("Configuration Notice:\n\tASL Module")
         );
     }
     assert_eq!(
-        records[3].record.message,
+        records[3].record.message(),
         "Configuration Notice:\n\tASL Module \"com.apple.install\" claims selected messages.\n\tThose messages may not appear in standard system log files or in the ASL database."
     );
 }
@@ -389,7 +389,7 @@ fn french_month_name() {
     assert_eq!(r.timestamp, ts("2023-08-19T11:08:37Z"));
     assert_eq!(field(r, "hostname"), Some("nlaptop"));
     assert_eq!(field(r, "appname"), Some("symphorien"));
-    assert_eq!(r.message, "test");
+    assert_eq!(r.message(), "test");
 }
 
 #[test]
@@ -401,12 +401,12 @@ fn tag_without_pid_and_repeat_marker() {
     assert_eq!(field(tomcat, "hostname"), Some("bigproduct-web1"));
     assert_eq!(field(tomcat, "appname"), Some("tomcat.log"));
     assert_eq!(
-        tomcat.message,
+        tomcat.message(),
         "127.0.0.1 - - \"GET /includes/js/combined-javascript.js HTTP/1.1\" 200 65508 4.386"
     );
     let repeat = &records[4].record;
     assert_eq!(repeat.timestamp, ts("2024-03-24T14:26:01Z"));
-    assert_eq!(repeat.message, "--- last message repeated 2 times ---");
+    assert_eq!(repeat.message(), "--- last message repeated 2 times ---");
 }
 
 #[test]
@@ -414,8 +414,8 @@ fn header_lines_are_parse_errors() {
     let Some(records) = records(&utc(), "lnav/logfile_syslog_with_header.0") else {
         return;
     };
-    assert_eq!(records[0].record.message, "Header1: abc");
-    assert_eq!(records[1].record.message, "Header2: def");
+    assert_eq!(records[0].record.message(), "Header1: abc");
+    assert_eq!(records[1].record.message(), "Header2: def");
     assert_eq!(records[2].record.timestamp, ts("2023-11-03T09:23:38Z"));
     assert_eq!(records[2].start, 26);
 }
@@ -435,7 +435,7 @@ fn rfc5424_body_with_zones() {
     assert_eq!(field(nsx, "sd.abc@6876.s2comp"), Some("fork-monitor"));
     assert_eq!(field(nsx, "sd.abc@6876.username"), Some("root"));
     assert!(
-        nsx.message
+        nsx.message()
             .starts_with("keep-alive check received resp {'seq': 1017276")
     );
 
@@ -444,12 +444,16 @@ fn rfc5424_body_with_zones() {
     assert_eq!(field(cron, "appname"), Some("CRON"));
     assert_eq!(field(cron, "procid"), Some("20856"));
     assert_eq!(
-        cron.message,
+        cron.message(),
         " (root) CMD (   /usr/bin/nice -n 10 /opt/acme/bin/mem_usage_monitor.py >/dev/null 2>&1)"
     );
 
     let switching = &records[2].record;
     assert_eq!(field(switching, "msgid"), Some("SWITCHING"));
     assert_eq!(field(switching, "sd.abc@6876.tname"), Some("dp-learning3"));
-    assert!(switching.message.starts_with("dynamic arp entry(28b18eb1"));
+    assert!(
+        switching
+            .message()
+            .starts_with("dynamic arp entry(28b18eb1")
+    );
 }

@@ -13,7 +13,7 @@ const OWN_APP: &str = "logship";
 
 /// Whether a record is one of the agent's own log lines.
 pub(super) fn is_own(r: &FileRecord) -> bool {
-    r.record.fields.get("appname").is_some_and(|a| a == OWN_APP)
+    r.record.field("appname").is_some_and(|a| a == OWN_APP)
 }
 
 /// Passes to the sink only records that are not the agent's own log lines; the drain loop

@@ -132,7 +132,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             Ok(unit) => {
                 let mut buf = Vec::new();
                 for r in &unit {
-                    buf.extend_from_slice(r.record.message.as_bytes());
+                    buf.extend_from_slice(r.record.message().as_bytes());
                     buf.push(b'\n');
                 }
                 sink.write_all(&buf)?;

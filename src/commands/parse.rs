@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use jiff::Timestamp;
-use logship::parsers::{Assembler, Entry, FormatSpec, RecordContext};
+use logship::parsers::{Assembler, FormatSpec, RecordContext};
 
 use crate::cli::ParseArgs;
 
@@ -40,8 +40,8 @@ pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
     let mut summary = Summary::default();
     let started = Instant::now();
 
-    let mut emit = |entry: Entry, summary: &mut Summary| -> io::Result<()> {
-        let record = parser.record(&entry.bytes, &ctx, Timestamp::now());
+    let mut emit = |entry: &[u8], summary: &mut Summary| -> io::Result<()> {
+        let record = parser.record(entry, &ctx, Timestamp::now());
         summary.records += 1;
         if record.parse_error.is_some() {
             summary.parse_errors += 1;
@@ -69,12 +69,12 @@ pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
         let start = offset;
         offset += n as u64;
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
-        if let Some(entry) = assembler.push(parser.as_ref(), body, start, offset) {
-            emit(entry, &mut summary).context("cannot write output")?;
+        if let Some(entry) = assembler.push_ref(parser.as_ref(), body, start, offset) {
+            emit(entry.bytes, &mut summary).context("cannot write output")?;
         }
     }
     if let Some(entry) = assembler.flush() {
-        emit(entry, &mut summary).context("cannot write output")?;
+        emit(&entry.bytes, &mut summary).context("cannot write output")?;
     }
     let elapsed = started.elapsed().as_secs_f64();
     if args.count {

@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 /// file's first bytes so a reused inode is told apart from the file that had it before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FileId {
+    /// The file system's device number.
     pub dev: u64,
+    /// The inode number.
     pub inode: u64,
+    /// A hash of the file's first bytes.
     pub fingerprint: u64,
 }
 
@@ -19,10 +22,13 @@ pub struct FileId {
 /// newline: once the sink acknowledges the entry, reading may resume there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
+    /// The file.
     pub file: FileId,
     /// The path the file had when the entry was read (it may have been renamed since).
     pub path: Arc<str>,
+    /// Offset of the entry's first byte.
     pub start: u64,
+    /// Offset just past the entry's last newline.
     pub end: u64,
 }
 
@@ -30,11 +36,14 @@ pub struct Origin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Table {
+    /// `infrastructure_logs`: records of file sources.
     InfrastructureLogs,
+    /// `application_logs`: events of applications.
     ApplicationLogs,
 }
 
 impl Table {
+    /// The table's name in CQL.
     pub const fn name(self) -> &'static str {
         match self {
             Table::InfrastructureLogs => "infrastructure_logs",
@@ -48,6 +57,7 @@ impl Table {
 pub struct Route {
     /// The source's name (`[[source]] name`), the partition's first key part.
     pub source: Arc<str>,
+    /// The table the records go to.
     pub table: Table,
     /// Written with `USING TTL`; `None` keeps the table's default.
     pub ttl: Option<Duration>,
@@ -58,7 +68,10 @@ pub struct Route {
 /// A parsed record of a file source, with what the sink and the checkpoints need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRecord {
+    /// The parsed entry.
     pub record: Record,
+    /// Where the entry lies.
     pub origin: Origin,
+    /// How the source's records are stored.
     pub route: Arc<Route>,
 }

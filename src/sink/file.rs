@@ -254,16 +254,14 @@ mod tests {
 
     fn record(n: u64) -> FileRecord {
         FileRecord {
-            record: Record {
-                timestamp: jiff::Timestamp::UNIX_EPOCH,
-                read_at: jiff::Timestamp::UNIX_EPOCH,
-                level: Level::Info,
-                source: Arc::from("web"),
-                host: Arc::from("h"),
-                message: format!("line {n}"),
-                fields: Default::default(),
-                parse_error: None,
-            },
+            record: Record::new(
+                jiff::Timestamp::UNIX_EPOCH,
+                Level::Info,
+                Arc::from("web"),
+                Arc::from("h"),
+                &format!("line {n}"),
+                std::iter::empty::<(&str, &str)>(),
+            ),
             origin: Origin {
                 file: FileId {
                     dev: 1,

@@ -96,7 +96,7 @@ pub(crate) struct JsonLine<'a> {
 }
 
 impl<'a> JsonLine<'a> {
-    pub fn of(r: &'a FileRecord) -> JsonLine<'a> {
+    pub(crate) fn of(r: &'a FileRecord) -> JsonLine<'a> {
         JsonLine {
             record: &r.record,
             file_path: &r.origin.path,
@@ -123,9 +123,9 @@ pub(crate) fn text_line(r: &FileRecord, out: &mut Vec<u8>) {
         rec.timestamp,
         rec.level.as_str(),
         rec.source,
-        rec.message.replace('\n', "\\n")
+        rec.message().replace('\n', "\\n")
     );
-    for (k, v) in &rec.fields {
+    for (k, v) in rec.fields() {
         let _ = write!(out, " {k}={v:?}");
     }
     if let Some(e) = &rec.parse_error {

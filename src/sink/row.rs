@@ -6,8 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use logship_parsers::Level;
+use logship_parsers::{Level, Record};
 use scylla::SerializeRow;
+use scylla::frame::response::result::{CollectionType, ColumnType};
+use scylla::serialize::SerializationError;
+use scylla::serialize::value::SerializeValue;
+use scylla::serialize::writers::{CellWriter, WrittenCellProof};
 use scylla::value::{CqlDate, CqlTimestamp, MaybeUnset};
 use uuid::Uuid;
 
@@ -36,21 +40,33 @@ pub fn file_row_id(host: &str, file: crate::pipeline::FileId, offset: u64) -> Uu
 /// `application_logs`. Its id is fixed at capture, so retries never duplicate it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppEvent {
+    /// The row id, fixed at capture.
     pub id: Uuid,
+    /// When the event happened.
     pub timestamp: Timestamp,
+    /// The event's level.
     pub level: Level,
+    /// The application's name, the partition's first key part.
     pub service: Arc<str>,
+    /// The host the application runs on.
     pub host: Arc<str>,
+    /// The event's `tracing` target.
     pub target: Cow<'static, str>,
+    /// The Rust module the event came from, if known.
     pub module: Option<Cow<'static, str>>,
+    /// The source file the event came from, if known.
     pub file: Option<Cow<'static, str>>,
+    /// The line in that file, if known.
     pub line: Option<u32>,
+    /// The event's message.
     pub message: String,
     /// The event's own fields, rendered to text.
     pub fields: BTreeMap<String, String>,
     /// Fields of every enclosing span, outermost first (inner spans win on a clash).
     pub span_fields: BTreeMap<String, String>,
+    /// The request id the event (or a span around it) carries.
     pub request_id: Option<String>,
+    /// The trace id the event (or a span around it) carries.
     pub trace_id: Option<String>,
 }
 
@@ -83,15 +99,18 @@ impl Default for AppRoute {
 /// record's timestamp (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
+    /// The UTC day, the partition's third key part.
     pub day: CqlDate,
     /// Start of the time bucket, in seconds since the day's UTC midnight.
     pub bucket: i32,
+    /// The instant to the millisecond, the first clustering column.
     pub ts: CqlTimestamp,
     /// Nanoseconds below the millisecond, which a CQL `timestamp` cannot hold.
     pub ts_nanos: i32,
 }
 
 impl Placement {
+    /// Where a row of instant `timestamp` lands in a source with buckets `bucket` wide.
     pub fn of(timestamp: Timestamp, bucket: Duration) -> Placement {
         let nanos = timestamp.as_nanosecond();
         let ms = nanos.div_euclid(1_000_000) as i64;
@@ -135,9 +154,71 @@ pub(crate) fn ttl_value(ttl: Option<Duration>) -> MaybeUnset<i32> {
     }
 }
 
+/// A `map<text, text>` bound straight from where the fields are held: a file record's
+/// fields are written from the record itself, with no map built for the row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FieldMap<'a> {
+    /// A file record's parsed fields.
+    Record(&'a Record),
+    /// An application event's fields, or what was kept of oversized fields.
+    Map(&'a BTreeMap<String, String>),
+}
+
+impl FieldMap<'_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            FieldMap::Record(r) => r.fields().len() == 0,
+            FieldMap::Map(m) => m.is_empty(),
+        }
+    }
+}
+
+/// A `fields` column that is not a `map<text, text>` (a schema the agent did not create).
+#[derive(Debug, thiserror::Error)]
+#[error("a fields column must be map<text, text>, found {0}")]
+struct NotATextMap(String);
+
+impl SerializeValue for FieldMap<'_> {
+    fn serialize<'b>(
+        &self,
+        typ: &ColumnType,
+        writer: CellWriter<'b>,
+    ) -> Result<WrittenCellProof<'b>, SerializationError> {
+        match self {
+            FieldMap::Record(r) => write_map(r.fields(), typ, writer),
+            FieldMap::Map(m) => {
+                write_map(m.iter().map(|(k, v)| (k.as_str(), v.as_str())), typ, writer)
+            }
+        }
+    }
+}
+
+/// Writes (key, value) pairs as a CQL map: the element count, then each key and value.
+fn write_map<'t, 'b>(
+    pairs: impl ExactSizeIterator<Item = (&'t str, &'t str)>,
+    typ: &ColumnType,
+    writer: CellWriter<'b>,
+) -> Result<WrittenCellProof<'b>, SerializationError> {
+    let ColumnType::Collection {
+        typ: CollectionType::Map(key_type, value_type),
+        ..
+    } = typ
+    else {
+        return Err(SerializationError::new(NotATextMap(format!("{typ:?}"))));
+    };
+    let mut builder = writer.into_value_builder();
+    let count = i32::try_from(pairs.len()).map_err(SerializationError::new)?;
+    builder.append_bytes(&count.to_be_bytes());
+    for (key, value) in pairs {
+        key.serialize(key_type, builder.make_sub_writer())?;
+        value.serialize(value_type, builder.make_sub_writer())?;
+    }
+    builder.finish().map_err(SerializationError::new)
+}
+
 /// Binding an empty map or a missing value as unset writes no cell at all: a null would
 /// write a tombstone per row.
-fn unset_if_empty(map: &BTreeMap<String, String>) -> MaybeUnset<&BTreeMap<String, String>> {
+fn unset_if_empty(map: FieldMap<'_>) -> MaybeUnset<FieldMap<'_>> {
     if map.is_empty() {
         MaybeUnset::Unset
     } else {
@@ -149,9 +230,10 @@ fn unset_if_none<T>(v: Option<T>) -> MaybeUnset<T> {
     v.map_or(MaybeUnset::Unset, MaybeUnset::Set)
 }
 
-/// The bound values of one `infrastructure_logs` insert, in the statement's order.
+/// The bound values of one `infrastructure_logs` insert, in the statement's order: the
+/// order of `schema::INFRA_COLUMNS`, then the TTL. Names are checked when a row is bound.
 #[derive(Debug, Clone, SerializeRow)]
-#[scylla(flavor = "enforce_order", skip_name_checks)]
+#[scylla(flavor = "enforce_order")]
 pub(crate) struct InfraValues<'a> {
     pub source: &'a str,
     pub host: &'a str,
@@ -162,7 +244,7 @@ pub(crate) struct InfraValues<'a> {
     pub ts_nanos: i32,
     pub level: &'a str,
     pub message: &'a str,
-    pub fields: MaybeUnset<&'a BTreeMap<String, String>>,
+    pub fields: MaybeUnset<FieldMap<'a>>,
     pub parse_error: MaybeUnset<&'a str>,
     pub file_path: &'a str,
     pub file_offset: i64,
@@ -171,6 +253,8 @@ pub(crate) struct InfraValues<'a> {
     pub trace_id: MaybeUnset<&'a str>,
     /// When the entry was read: differs between a first read and a replay, so never a key.
     pub read_at: CqlTimestamp,
+    /// `USING TTL ?`, whose bind marker Cassandra names `[ttl]`.
+    #[scylla(rename = "[ttl]")]
     pub ttl: MaybeUnset<i32>,
 }
 
@@ -180,7 +264,9 @@ pub(crate) struct InfraValues<'a> {
 /// overrides it with `request_id_field` / `trace_id_field`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestFields {
+    /// Fields tried for `request_id`, in order.
     pub request_id: Vec<String>,
+    /// Fields tried for `trace_id`, in order.
     pub trace_id: Vec<String>,
 }
 
@@ -194,19 +280,20 @@ impl Default for RequestFields {
 }
 
 impl RequestFields {
-    fn pick<'f>(names: &[String], fields: &'f BTreeMap<String, String>) -> Option<&'f str> {
+    /// The first present value among `names`, `field` giving a field's value by name.
+    fn pick<'f>(names: &[String], field: impl Fn(&str) -> Option<&'f str>) -> Option<&'f str> {
         names
             .iter()
-            .filter_map(|n| fields.get(n))
-            .map(String::as_str)
+            .filter_map(|n| field(n))
             // nginx logs an absent header as "-".
             .find(|v| !v.is_empty() && *v != "-")
     }
 }
 
-/// The bound values of one `application_logs` insert, in the statement's order.
+/// The bound values of one `application_logs` insert, in the statement's order: the
+/// order of `schema::APP_COLUMNS`, then the TTL. Names are checked when a row is bound.
 #[derive(Debug, Clone, SerializeRow)]
-#[scylla(flavor = "enforce_order", skip_name_checks)]
+#[scylla(flavor = "enforce_order")]
 pub(crate) struct AppValues<'a> {
     pub service: &'a str,
     pub host: &'a str,
@@ -221,19 +308,22 @@ pub(crate) struct AppValues<'a> {
     pub file: MaybeUnset<&'a str>,
     pub line: MaybeUnset<i32>,
     pub message: &'a str,
-    pub fields: MaybeUnset<&'a BTreeMap<String, String>>,
-    pub span_fields: MaybeUnset<&'a BTreeMap<String, String>>,
+    pub fields: MaybeUnset<FieldMap<'a>>,
+    pub span_fields: MaybeUnset<FieldMap<'a>>,
     pub request_id: MaybeUnset<&'a str>,
     pub trace_id: MaybeUnset<&'a str>,
     pub truncated: MaybeUnset<bool>,
+    /// `USING TTL ?`, whose bind marker Cassandra names `[ttl]`.
+    #[scylla(rename = "[ttl]")]
     pub ttl: MaybeUnset<i32>,
 }
 
-/// A row ready to bind, owning whatever had to be cut down to fit.
+/// A row ready to bind, owning whatever had to be cut down to fit. Not boxed: a unit's
+/// rows are one vector, and a box would cost an allocation per record.
 #[derive(Debug, Clone)]
 pub(crate) enum Row<'a> {
-    Infra(Box<InfraRow<'a>>),
-    App(Box<AppRow<'a>>),
+    Infra(InfraRow<'a>),
+    App(AppRow<'a>),
 }
 
 /// The partition a row belongs to, for grouping a unit into single-partition batches.
@@ -272,24 +362,24 @@ pub(crate) struct Cut {
 }
 
 impl<'a> Row<'a> {
-    pub fn file(record: &'a FileRecord, max_bytes: usize, ids: &RequestFields) -> Row<'a> {
+    pub(crate) fn file(record: &'a FileRecord, max_bytes: usize, ids: &RequestFields) -> Row<'a> {
         let r = &record.record;
-        let request_id = RequestFields::pick(&ids.request_id, &r.fields);
-        let trace_id = RequestFields::pick(&ids.trace_id, &r.fields);
+        let request_id = RequestFields::pick(&ids.request_id, |k| r.field(k));
+        let trace_id = RequestFields::pick(&ids.trace_id, |k| r.field(k));
         let place = Placement::of(r.timestamp, record.route.bucket);
         let id = file_row_id(&r.host, record.origin.file, record.origin.start);
-        let cut = cut_to_fit(&r.message, &r.fields, r.parse_error.as_deref(), max_bytes);
-        Row::Infra(Box::new(InfraRow {
+        let cut = cut_to_fit(r.message(), r.fields(), r.parse_error.as_deref(), max_bytes);
+        Row::Infra(InfraRow {
             record,
             request_id,
             trace_id,
             id,
             place,
             cut,
-        }))
+        })
     }
 
-    pub fn app(event: &'a AppEvent, route: &'a AppRoute, max_bytes: usize) -> Row<'a> {
+    pub(crate) fn app(event: &'a AppEvent, route: &'a AppRoute, max_bytes: usize) -> Row<'a> {
         let place = Placement::of(event.timestamp, route.bucket);
         let mut fields_bytes = event
             .span_fields
@@ -299,26 +389,26 @@ impl<'a> Row<'a> {
         fields_bytes += event.target.len();
         let cut = cut_to_fit(
             &event.message,
-            &event.fields,
+            event.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             None,
             max_bytes.saturating_sub(fields_bytes),
         );
-        Row::App(Box::new(AppRow {
+        Row::App(AppRow {
             event,
             route,
             place,
             cut,
-        }))
+        })
     }
 
-    pub fn truncated(&self) -> bool {
+    pub(crate) fn truncated(&self) -> bool {
         match self {
             Row::Infra(r) => r.cut.is_some(),
             Row::App(r) => r.cut.is_some(),
         }
     }
 
-    pub fn partition(&self) -> PartitionKey<'_> {
+    pub(crate) fn partition(&self) -> PartitionKey<'_> {
         match self {
             Row::Infra(r) => PartitionKey {
                 name: &r.record.route.source,
@@ -336,17 +426,22 @@ impl<'a> Row<'a> {
     }
 
     /// Rough size on the wire, for splitting batches.
-    pub fn approx_bytes(&self) -> usize {
+    pub(crate) fn approx_bytes(&self) -> usize {
         let map = |m: &BTreeMap<String, String>| {
             m.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>()
+        };
+        let fields = |r: &Record| {
+            r.fields()
+                .map(|(k, v)| k.len() + v.len() + 8)
+                .sum::<usize>()
         };
         match self {
             Row::Infra(r) => match &r.cut {
                 Some(c) => 128 + c.message.len() + map(&c.fields),
                 None => {
                     let rec = &r.record.record;
-                    128 + rec.message.len()
-                        + map(&rec.fields)
+                    128 + rec.message().len()
+                        + fields(rec)
                         + rec.parse_error.as_ref().map_or(0, String::len)
                 }
             },
@@ -361,13 +456,17 @@ impl<'a> Row<'a> {
         }
     }
 
-    pub fn infra_values(r: &'a InfraRow<'a>) -> InfraValues<'a> {
+    pub(crate) fn infra_values(r: &'a InfraRow<'a>) -> InfraValues<'a> {
         let rec = &r.record.record;
         let (message, fields, parse_error) = match &r.cut {
-            Some(c) => (c.message.as_str(), &c.fields, c.extra.as_deref()),
+            Some(c) => (
+                c.message.as_str(),
+                FieldMap::Map(&c.fields),
+                c.extra.as_deref(),
+            ),
             None => (
-                rec.message.as_str(),
-                &rec.fields,
+                rec.message(),
+                FieldMap::Record(rec),
                 rec.parse_error.as_deref(),
             ),
         };
@@ -397,11 +496,11 @@ impl<'a> Row<'a> {
         }
     }
 
-    pub fn app_values(r: &'a AppRow<'a>) -> AppValues<'a> {
+    pub(crate) fn app_values(r: &'a AppRow<'a>) -> AppValues<'a> {
         let e = r.event;
         let (message, fields) = match &r.cut {
-            Some(c) => (c.message.as_str(), &c.fields),
-            None => (e.message.as_str(), &e.fields),
+            Some(c) => (c.message.as_str(), FieldMap::Map(&c.fields)),
+            None => (e.message.as_str(), FieldMap::Map(&e.fields)),
         };
         AppValues {
             service: &e.service,
@@ -418,7 +517,7 @@ impl<'a> Row<'a> {
             line: unset_if_none(e.line.map(|l| l.min(i32::MAX as u32) as i32)),
             message,
             fields: unset_if_empty(fields),
-            span_fields: unset_if_empty(&e.span_fields),
+            span_fields: unset_if_empty(FieldMap::Map(&e.span_fields)),
             request_id: unset_if_none(e.request_id.as_deref()),
             trace_id: unset_if_none(e.trace_id.as_deref()),
             truncated: if r.cut.is_some() {
@@ -434,13 +533,13 @@ impl<'a> Row<'a> {
 /// Shortens a record whose text exceeds `max_bytes`: fields are kept in key order while
 /// they fit in a quarter of the budget, the parse error is capped at 1 KiB, and the
 /// message gets the rest. `None` when it already fits.
-fn cut_to_fit(
+fn cut_to_fit<'f>(
     message: &str,
-    fields: &BTreeMap<String, String>,
+    fields: impl Iterator<Item = (&'f str, &'f str)> + Clone,
     extra: Option<&str>,
     max_bytes: usize,
 ) -> Option<Cut> {
-    let field_bytes: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let field_bytes: usize = fields.clone().map(|(k, v)| k.len() + v.len()).sum();
     let total = message.len() + field_bytes + extra.map_or(0, str::len);
     if total <= max_bytes {
         return None;
@@ -453,7 +552,7 @@ fn cut_to_fit(
             continue;
         }
         used += n;
-        kept.insert(k.clone(), v.clone());
+        kept.insert(k.to_owned(), v.to_owned());
     }
     let extra = extra.map(|e| prefix_at_char(e, 1024).to_owned());
     used += extra.as_ref().map_or(0, String::len);
@@ -496,7 +595,8 @@ mod tests {
         };
         let d = RequestFields::default();
         let pick = |fields: &BTreeMap<String, String>| {
-            RequestFields::pick(&d.request_id, fields).map(str::to_owned)
+            RequestFields::pick(&d.request_id, |k| fields.get(k).map(String::as_str))
+                .map(str::to_owned)
         };
         assert_eq!(pick(&f(&[("request_id", "a1")])), Some("a1".into()));
         assert_eq!(pick(&f(&[("http_x_request_id", "b2")])), Some("b2".into()));
@@ -511,8 +611,9 @@ mod tests {
             trace_id: vec![],
         };
         let fields = f(&[("rid", "x"), ("request_id", "y")]);
-        assert_eq!(RequestFields::pick(&custom.request_id, &fields), Some("x"));
-        assert_eq!(RequestFields::pick(&custom.trace_id, &fields), None);
+        let get = |k: &str| fields.get(k).map(String::as_str);
+        assert_eq!(RequestFields::pick(&custom.request_id, get), Some("x"));
+        assert_eq!(RequestFields::pick(&custom.trace_id, get), None);
     }
 
     #[test]
@@ -576,8 +677,9 @@ mod tests {
         .into_iter()
         .collect();
         let msg = "é".repeat(1000);
-        assert!(cut_to_fit("short", &fields, None, 4096).is_none());
-        let cut = cut_to_fit(&msg, &fields, Some("err"), 1001).unwrap();
+        let pairs = || fields.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        assert!(cut_to_fit("short", pairs(), None, 4096).is_none());
+        let cut = cut_to_fit(&msg, pairs(), Some("err"), 1001).unwrap();
         assert_eq!(
             cut.fields.len(),
             1,
@@ -588,6 +690,153 @@ mod tests {
         assert!(total <= 1001, "{total}");
         assert!(cut.message.len() >= 986);
         assert!(cut.message.chars().all(|c| c == 'é'));
+    }
+
+    /// Column specs as a prepared insert of `columns` reports them, `[ttl]` last.
+    fn specs(
+        table: &'static str,
+        columns: &[(&'static str, &'static str)],
+    ) -> Vec<scylla::frame::response::result::ColumnSpec<'static>> {
+        use scylla::frame::response::result::{ColumnSpec, NativeType, TableSpec};
+        let native = |t| ColumnType::Native(t);
+        let cql = |ty: &str| match ty {
+            "text" => native(NativeType::Text),
+            "date" => native(NativeType::Date),
+            "int" => native(NativeType::Int),
+            "bigint" => native(NativeType::BigInt),
+            "timestamp" => native(NativeType::Timestamp),
+            "uuid" => native(NativeType::Uuid),
+            "boolean" => native(NativeType::Boolean),
+            "frozen<map<text, text>>" => ColumnType::Collection {
+                frozen: true,
+                typ: CollectionType::Map(
+                    Box::new(native(NativeType::Text)),
+                    Box::new(native(NativeType::Text)),
+                ),
+            },
+            other => panic!("no test type for {other}"),
+        };
+        let table_spec = TableSpec::borrowed("ks", table);
+        columns
+            .iter()
+            .map(|(name, ty)| ColumnSpec::borrowed(name, cql(ty), table_spec.clone()))
+            .chain([ColumnSpec::borrowed(
+                "[ttl]",
+                native(NativeType::Int),
+                table_spec.clone(),
+            )])
+            .collect()
+    }
+
+    fn bind(
+        values: &impl scylla::serialize::row::SerializeRow,
+        specs: &[scylla::frame::response::result::ColumnSpec<'_>],
+    ) -> Result<Vec<u8>, SerializationError> {
+        use scylla::serialize::row::RowSerializationContext;
+        use scylla::serialize::writers::RowWriter;
+        let mut buf = Vec::new();
+        let ctx = RowSerializationContext::from_specs(specs);
+        values.serialize(&ctx, &mut RowWriter::new(&mut buf))?;
+        Ok(buf)
+    }
+
+    fn file_record(fields: &[(&str, &str)]) -> FileRecord {
+        use crate::pipeline::{Origin, Route, Table};
+        let t = ts("2024-03-10T13:47:05.123456789Z");
+        FileRecord {
+            record: Record::new(
+                t,
+                Level::Warn,
+                "web".into(),
+                "h".into(),
+                "GET /",
+                fields.iter().copied(),
+            ),
+            origin: Origin {
+                file: FileId {
+                    dev: 1,
+                    inode: 2,
+                    fingerprint: 3,
+                },
+                path: "/var/log/a.log".into(),
+                start: 0,
+                end: 6,
+            },
+            route: Arc::new(Route {
+                source: "web".into(),
+                table: Table::InfrastructureLogs,
+                ttl: Some(Duration::from_secs(60)),
+                bucket: Duration::from_secs(3600),
+            }),
+        }
+    }
+
+    #[test]
+    fn bound_values_follow_the_schema_column_lists() {
+        use crate::sink::schema::{APP_COLUMNS, INFRA_COLUMNS};
+        let infra = specs("infrastructure_logs", INFRA_COLUMNS);
+        let record = file_record(&[("status", "404"), ("request_id", "r1")]);
+        let row = Row::file(&record, 1 << 20, &RequestFields::default());
+        let Row::Infra(r) = &row else {
+            panic!("a file record makes an infrastructure row")
+        };
+        bind(&Row::infra_values(r), &infra).expect("binds in the schema's order");
+        // Names are checked: the same values against a reordered list do not bind.
+        let mut swapped = infra.clone();
+        swapped.swap(8, 10);
+        assert!(bind(&Row::infra_values(r), &swapped).is_err());
+
+        let event = AppEvent {
+            id: AppEvent::new_id(),
+            timestamp: ts("2024-03-10T13:47:05Z"),
+            level: Level::Info,
+            service: "api".into(),
+            host: "h".into(),
+            target: "api::handler".into(),
+            module: None,
+            file: None,
+            line: Some(7),
+            message: "hi".into(),
+            fields: BTreeMap::from([("k".to_owned(), "v".to_owned())]),
+            span_fields: BTreeMap::new(),
+            request_id: None,
+            trace_id: None,
+        };
+        let route = AppRoute::default();
+        let row = Row::app(&event, &route, 1 << 20);
+        let Row::App(r) = &row else {
+            panic!("an event makes an application row")
+        };
+        bind(&Row::app_values(r), &specs("application_logs", APP_COLUMNS))
+            .expect("binds in the schema's order");
+    }
+
+    #[test]
+    fn fields_bind_as_the_map_the_record_holds() {
+        let record = file_record(&[("b", "2"), ("a", "1"), ("b", "3")]);
+        let text = ColumnType::Native(scylla::frame::response::result::NativeType::Text);
+        let map = ColumnType::Collection {
+            frozen: true,
+            typ: CollectionType::Map(Box::new(text.clone()), Box::new(text.clone())),
+        };
+        let mut from_record = Vec::new();
+        FieldMap::Record(&record.record)
+            .serialize(&map, CellWriter::new(&mut from_record))
+            .unwrap();
+        let expected = BTreeMap::from([
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "3".to_owned()),
+        ]);
+        let mut from_map = Vec::new();
+        expected
+            .serialize(&map, CellWriter::new(&mut from_map))
+            .unwrap();
+        assert_eq!(from_record, from_map);
+        assert!(
+            FieldMap::Record(&record.record)
+                .serialize(&text, CellWriter::new(&mut Vec::new()))
+                .is_err()
+        );
     }
 
     #[test]

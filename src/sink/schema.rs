@@ -24,7 +24,9 @@ const WINDOWS_PER_TTL: u64 = 30;
 /// A TWCS window: a unit and how many of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompactionWindow {
+    /// `compaction_window_unit`: `HOURS` or `DAYS`.
     pub unit: &'static str,
+    /// `compaction_window_size`: how many units one window spans.
     pub size: u64,
 }
 

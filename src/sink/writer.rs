@@ -13,7 +13,7 @@ use super::config::WriteMode;
 use super::error::SinkError;
 use super::retry::{Failure, RowFailure, classify, classify_prepare};
 use super::row::Row;
-use super::schema::ident;
+use super::schema::{APP_COLUMNS, INFRA_COLUMNS, ident};
 use super::session::describe_execution_error;
 
 /// Rows per single-partition batch stay under this many bytes, far below the 16 MiB
@@ -28,20 +28,13 @@ pub(crate) struct Statements {
 }
 
 impl Statements {
-    pub async fn prepare(session: &Session, keyspace: &str) -> Result<Statements, SinkError> {
+    pub(crate) async fn prepare(
+        session: &Session,
+        keyspace: &str,
+    ) -> Result<Statements, SinkError> {
         let ks = ident(keyspace);
-        let infra = format!(
-            "INSERT INTO {ks}.infrastructure_logs (source, host, day, bucket, ts, id, ts_nanos, \
-             level, message, fields, parse_error, file_path, file_offset, truncated, \
-             request_id, trace_id, read_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
-        );
-        let app = format!(
-            "INSERT INTO {ks}.application_logs (service, host, day, bucket, ts, id, ts_nanos, \
-             level, target, module, file, line, message, fields, span_fields, request_id, \
-             trace_id, truncated) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
-        );
+        let infra = insert_statement(&ks, "infrastructure_logs", INFRA_COLUMNS);
+        let app = insert_statement(&ks, "application_logs", APP_COLUMNS);
         let prepare = |text: String, table: &'static str| async move {
             let mut stmt = session
                 .prepare(text)
@@ -56,6 +49,18 @@ impl Statements {
             app: prepare(app, "application_logs").await?,
         })
     }
+}
+
+/// `INSERT INTO ks.table (columns) VALUES (?, ...) USING TTL ?` with the schema's column
+/// list, in its order: the statement cannot drift from the table, and the bound values
+/// (`InfraValues`, `AppValues`) are checked by name against it when a row is bound.
+fn insert_statement(ks: &str, table: &str, columns: &[(&str, &str)]) -> String {
+    let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+    let markers = vec!["?"; columns.len()].join(", ");
+    format!(
+        "INSERT INTO {ks}.{table} ({}) VALUES ({markers}) USING TTL ?",
+        names.join(", ")
+    )
 }
 
 /// Sends `rows[i]` for every `i` in `pending`; returns the rows that failed.
@@ -205,4 +210,27 @@ fn batch_of(stmt: &PreparedStatement, n: usize) -> Batch {
     }
     batch.set_is_idempotent(true);
     batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inserts_name_the_schema_columns_in_order() {
+        assert_eq!(
+            insert_statement("ks", "infrastructure_logs", INFRA_COLUMNS),
+            "INSERT INTO ks.infrastructure_logs (source, host, day, bucket, ts, id, ts_nanos, \
+             level, message, fields, parse_error, file_path, file_offset, truncated, \
+             request_id, trace_id, read_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+        );
+        assert_eq!(
+            insert_statement("ks", "application_logs", APP_COLUMNS),
+            "INSERT INTO ks.application_logs (service, host, day, bucket, ts, id, ts_nanos, \
+             level, target, module, file, line, message, fields, span_fields, request_id, \
+             trace_id, truncated) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"
+        );
+    }
 }

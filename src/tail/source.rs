@@ -356,9 +356,7 @@ impl SourceWorker {
         let mut record = self.parser.record(&e.bytes, &self.spec.context, carried);
         record.read_at = now;
         if e.truncated {
-            record
-                .fields
-                .insert(super::TRUNCATED_FIELD.to_owned(), "true".to_owned());
+            record.set_field(super::TRUNCATED_FIELD, "true");
         }
         FileRecord {
             record,

@@ -84,16 +84,14 @@ impl Stream {
         fields.insert("path".to_owned(), format!("/api/item/{i}"));
         let len = message.len() as u64 + 1;
         FileRecord {
-            record: Record {
-                timestamp: ts,
-                read_at: ts,
-                level: level_of(i),
-                source: Arc::clone(&self.route.source),
-                host: Arc::clone(&self.host),
-                message,
-                fields,
-                parse_error: None,
-            },
+            record: Record::new(
+                ts,
+                level_of(i),
+                Arc::clone(&self.route.source),
+                Arc::clone(&self.host),
+                &message,
+                &fields,
+            ),
             origin: Origin {
                 file: self.file,
                 path: format!("/var/log/{}/access.log", self.route.source).into(),

@@ -58,19 +58,14 @@ impl FileWriter {
         let start = self.offset;
         self.offset += len;
         let record = FileRecord {
-            record: Record {
-                timestamp: ts,
-                read_at: ts,
+            record: Record::new(
+                ts,
                 level,
-                source: Arc::clone(&self.route.source),
-                host: self.host.as_str().into(),
-                message: message.to_owned(),
-                fields: fields
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-                parse_error: None,
-            },
+                Arc::clone(&self.route.source),
+                self.host.as_str().into(),
+                message,
+                fields.iter().copied(),
+            ),
             origin: Origin {
                 file: self.file,
                 path: format!("/var/log/{}.log", self.route.source).into(),

@@ -66,15 +66,12 @@ pub(crate) fn file_records(
             };
             offset += len;
             FileRecord {
-                record: Record {
-                    timestamp: ts,
-                    level,
-                    source: Arc::clone(&route.source),
-                    host: Arc::clone(&host),
-                    message,
-                    fields,
-                    parse_error,
-                    read_at: ts,
+                record: {
+                    let source = Arc::clone(&route.source);
+                    let mut r =
+                        Record::new(ts, level, source, Arc::clone(&host), &message, &fields);
+                    r.parse_error = parse_error;
+                    r
                 },
                 origin,
                 route: Arc::clone(route),
@@ -150,8 +147,12 @@ pub(crate) fn expected_infra(r: &FileRecord) -> InfraRow {
         timestamp: r.record.timestamp,
         id: file_row_id(&r.record.host, r.origin.file, r.origin.start),
         level: r.record.level.as_str().to_owned(),
-        message: r.record.message.clone(),
-        fields: r.record.fields.clone(),
+        message: r.record.message().to_owned(),
+        fields: r
+            .record
+            .fields()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
         parse_error: r.record.parse_error.clone(),
         file_path: r.origin.path.to_string(),
         file_offset: r.origin.start as i64,

@@ -133,7 +133,7 @@ impl Sink {
             .lock()
             .unwrap()
             .iter()
-            .map(|r| r.record.message.clone())
+            .map(|r| r.record.message().to_owned())
             .collect()
     }
 

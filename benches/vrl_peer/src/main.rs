@@ -1,12 +1,15 @@
 //! Peer benchmark (issue 14): `logship parse --count`'s path, Vector's parsers and a plain
-//! Python `re` parser, on the same files, in the same run.
+//! Python `re` parser, on the same files, in the same run, for every format logship parses
+//! (RFC 3164 and RFC 5424 syslog apart).
 //!
-//! - **logship**: what `logship parse --count` does per line: assemble the entry, parse it,
-//!   own it into a `Record` (the daemon's path up to the queue).
+//! - **logship**: what `logship parse --count` does per line: assemble the entry
+//!   (`Assembler::push_ref`), parse it, own it into a `Record` (the daemon's path up to the
+//!   queue).
 //! - **vrl**: the `vrl` crate from crates.io, its compiler and standard library, running the
 //!   program a Vector user writes (`. = parse_nginx_log!(.message, "combined")`,
-//!   `. = parse_syslog!(.message)`) on an event holding the line as `.message`, as
-//!   Vector's `remap` transform does.
+//!   `parse_nginx_log!(.message, "error")`, `. = parse_syslog!(.message)`,
+//!   `. = parse_json!(.message)`) on an event holding the line as `.message`, as Vector's
+//!   `remap` transform does. VRL has no PostgreSQL stderr or csvlog parser: `n/a`.
 //! - **python re**: `parsers/benches/re_baseline.py --no-time`: a compiled regex that
 //!   matches the line and builds the dict (no `strptime`), as in the issue's measurement.
 //!
@@ -14,8 +17,9 @@
 //! and the load average before and after, since the machine is shared.
 //!
 //! `cargo run --release --manifest-path benches/vrl_peer/Cargo.toml [-- --quick]
-//! [-- --no-python]`. Sample files are the parsers throughput benchmark's (same generator,
-//! same seed), kept in the system temp directory between runs.
+//! [--no-python] [--no-vrl] [--format LABEL]`. Sample files are the parsers throughput
+//! benchmark's (same generator, same seed; RFC 5424 from its own generator), kept in the
+//! system temp directory between runs.
 
 #[path = "../../../parsers/benches/throughput/alloc_count.rs"]
 mod alloc_count;
@@ -43,6 +47,10 @@ const SAMPLE_VERSION: u32 = 1;
 struct Settings {
     quick: bool,
     python: bool,
+    /// `--no-vrl`: logship (and Python) only, e.g. to profile logship's path.
+    vrl: bool,
+    /// Only these formats (`--format LABEL`, repeatable); all when empty.
+    only: Vec<String>,
 }
 
 impl Settings {
@@ -51,7 +59,17 @@ impl Settings {
         Settings {
             quick: args.iter().any(|a| a == "--quick"),
             python: !args.iter().any(|a| a == "--no-python"),
+            vrl: !args.iter().any(|a| a == "--no-vrl"),
+            only: args
+                .windows(2)
+                .filter(|w| w[0] == "--format")
+                .map(|w| w[1].clone())
+                .collect(),
         }
+    }
+
+    fn wants(&self, label: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == label)
     }
 
     fn lines(&self, format: Format) -> usize {
@@ -68,13 +86,62 @@ impl Settings {
     }
 }
 
-/// The formats compared, and the VRL program a Vector user writes for each.
-const CASES: [(Format, &str); 2] = [
-    (
-        Format::Nginx,
-        r#". = parse_nginx_log!(.message, "combined")"#,
-    ),
-    (Format::Syslog, ". = parse_syslog!(.message)"),
+/// One row of the table: a format, its sample, and the peers' programs for it.
+struct Case {
+    /// Name in the table, the sample file and the Python baseline's format argument.
+    label: &'static str,
+    format: Format,
+    /// The VRL program a Vector user writes for this format; `None`: VRL has no parser
+    /// for it (PostgreSQL's stderr and csvlog forms).
+    vrl: Option<&'static str>,
+    sample: fn(usize) -> String,
+}
+
+/// The formats compared: every format logship parses, RFC 3164 and RFC 5424 syslog apart.
+const CASES: [Case; 7] = [
+    Case {
+        label: "nginx",
+        format: Format::Nginx,
+        vrl: Some(r#". = parse_nginx_log!(.message, "combined")"#),
+        sample: |n| samples::generate(Format::Nginx, n),
+    },
+    Case {
+        label: "nginx-error",
+        format: Format::NginxError,
+        vrl: Some(r#". = parse_nginx_log!(.message, "error")"#),
+        sample: |n| samples::generate(Format::NginxError, n),
+    },
+    Case {
+        label: "syslog",
+        format: Format::Syslog,
+        vrl: Some(". = parse_syslog!(.message)"),
+        sample: |n| samples::generate(Format::Syslog, n),
+    },
+    Case {
+        label: "syslog-5424",
+        format: Format::Syslog,
+        vrl: Some(". = parse_syslog!(.message)"),
+        sample: samples::syslog_rfc5424,
+    },
+    Case {
+        label: "postgres",
+        format: Format::Postgres,
+        vrl: None,
+        sample: |n| samples::generate(Format::Postgres, n),
+    },
+    Case {
+        label: "postgres-csv",
+        format: Format::PostgresCsv,
+        vrl: None,
+        sample: |n| samples::generate(Format::PostgresCsv, n),
+    },
+    Case {
+        label: "postgres-json",
+        format: Format::PostgresJson,
+        // What a Vector user writes for JSON lines: the object, no time or level mapping.
+        vrl: Some(". = parse_json!(.message)"),
+        sample: |n| samples::generate(Format::PostgresJson, n),
+    },
 ];
 
 struct Line<'a> {
@@ -109,8 +176,8 @@ fn logship_pass(parser: &dyn Parser, lines: &[Line<'_>], ctx: &RecordContext) ->
         errors += usize::from(record.parse_error.is_some());
     };
     for line in lines {
-        if let Some(entry) = assembler.push(parser, line.bytes, line.start, line.end) {
-            ship(&entry.bytes);
+        if let Some(entry) = assembler.push_ref(parser, line.bytes, line.start, line.end) {
+            ship(entry.bytes);
         }
     }
     if let Some(entry) = assembler.flush() {
@@ -157,18 +224,18 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
     (best, out.expect("at least one run"))
 }
 
-fn sample_file(dir: &Path, format: Format, lines: usize) -> std::io::Result<PathBuf> {
-    let path = dir.join(format!("{}-{lines}-v{SAMPLE_VERSION}.log", format.name()));
+fn sample_file(dir: &Path, case: &Case, lines: usize) -> std::io::Result<PathBuf> {
+    let path = dir.join(format!("{}-{lines}-v{SAMPLE_VERSION}.log", case.label));
     if !path.exists() {
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, samples::generate(format, lines))?;
+        std::fs::write(&tmp, (case.sample)(lines))?;
         std::fs::rename(&tmp, &path)?;
     }
     Ok(path)
 }
 
 /// Lines per second of the Python baseline, or why there is none.
-fn python_rate(format: Format, path: &Path) -> Result<f64, String> {
+fn python_rate(label: &str, path: &Path) -> Result<f64, String> {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../parsers/benches/re_baseline.py"
@@ -176,7 +243,7 @@ fn python_rate(format: Format, path: &Path) -> Result<f64, String> {
     let output = Command::new("python3")
         .arg(script)
         .arg("--no-time")
-        .arg(format.name())
+        .arg(label)
         .arg(path)
         .output()
         .map_err(|e| format!("python3 not run: {e}"))?;
@@ -221,8 +288,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         load_average()
     );
-    println!(
-        "{:<8} {:>9} {:>12} {:>12} {:>12} {:>9} {:>9} {:>15} {:>12} {:>8}",
+    let header = |cols: [&str; 10]| {
+        println!(
+            "{:<13} {:>9} {:>12} {:>12} {:>12} {:>9} {:>9} {:>15} {:>12} {:>8}",
+            cols[0],
+            cols[1],
+            cols[2],
+            cols[3],
+            cols[4],
+            cols[5],
+            cols[6],
+            cols[7],
+            cols[8],
+            cols[9]
+        );
+    };
+    header([
         "format",
         "lines",
         "logship/s",
@@ -232,61 +313,93 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "vs python",
         "allocs/record",
         "allocs/event",
-        "errors"
-    );
-    println!(
-        "{:<8} {:>9} {:>12} {:>12} {:>12} {:>9} {:>9} {:>15} {:>12} {:>8}",
-        "", "", "(record)", "(program)", "(no time)", "", "", "(logship)", "(vrl)", "ls/vrl"
-    );
+        "errors",
+    ]);
+    header([
+        "",
+        "",
+        "(record)",
+        "(program)",
+        "(no time)",
+        "",
+        "",
+        "(logship)",
+        "(vrl)",
+        "ls/vrl",
+    ]);
     let functions = vrl::stdlib::all();
-    for (format, source) in CASES {
-        let path = sample_file(&dir, format, settings.lines(format))?;
+    for case in CASES.iter().filter(|c| settings.wants(c.label)) {
+        let format = case.format;
+        let path = sample_file(&dir, case, settings.lines(format))?;
         let content = std::fs::read(&path)?;
         let lines = split_lines(&content);
         let n = lines.len() as f64;
 
         let parser = FormatSpec {
             timezone: (format != Format::Nginx).then(|| "UTC".into()),
+            // The samples use Debian's prefix, not PostgreSQL's default.
+            prefix: (format == Format::Postgres).then(|| samples::POSTGRES_PREFIX.into()),
             ..FormatSpec::new(format)
         }
         .build()?;
         let ctx = RecordContext::new(format.name(), "bench-host");
         let (elapsed, (records, ls_errors)) =
             best_of(settings.runs(), || logship_pass(&*parser, &lines, &ctx));
-        let logship_rate = records as f64 / elapsed.as_secs_f64();
+        let logship_rate = n / elapsed.as_secs_f64();
         let (_, allocs) = alloc_count::count(|| logship_pass(&*parser, &lines, &ctx));
         let logship_allocs = allocs as f64 / records as f64;
 
-        let compiled = vrl::compiler::compile(source, &functions)
-            .map_err(|d| format!("VRL program {source:?} does not compile: {d:?}"))?;
-        let program = compiled.program;
-        let (elapsed, (events, vrl_errors)) =
-            best_of(settings.runs(), || vrl_pass(&program, &lines));
-        let vrl_rate = events as f64 / elapsed.as_secs_f64();
-        let (_, allocs) = alloc_count::count(|| vrl_pass(&program, &lines));
-        let vrl_allocs = allocs as f64 / events as f64;
-
-        let python = settings.python.then(|| python_rate(format, &path));
+        let vrl = match case.vrl.filter(|_| settings.vrl) {
+            Some(source) => {
+                let compiled = vrl::compiler::compile(source, &functions)
+                    .map_err(|d| format!("VRL program {source:?} does not compile: {d:?}"))?;
+                let program = compiled.program;
+                let (elapsed, (events, errors)) =
+                    best_of(settings.runs(), || vrl_pass(&program, &lines));
+                let (_, allocs) = alloc_count::count(|| vrl_pass(&program, &lines));
+                Some((
+                    events as f64 / elapsed.as_secs_f64(),
+                    allocs as f64 / events as f64,
+                    errors,
+                ))
+            }
+            None => None,
+        };
+        let python = settings.python.then(|| python_rate(case.label, &path));
         let (python_col, python_ratio) = match &python {
             Some(Ok(p)) => (rate(*p), format!("{:.1}x", logship_rate / p)),
             Some(Err(_)) => ("failed".into(), "n/a".into()),
             None => ("skipped".into(), "n/a".into()),
         };
+        let (vrl_col, vrl_ratio, vrl_allocs, errors) = match vrl {
+            Some((r, allocs, errors)) => (
+                rate(r),
+                format!("{:.1}x", logship_rate / r),
+                format!("{allocs:.2}"),
+                format!("{ls_errors}/{errors}"),
+            ),
+            None => (
+                "n/a".into(),
+                "n/a".into(),
+                "n/a".into(),
+                format!("{ls_errors}/-"),
+            ),
+        };
         println!(
-            "{:<8} {:>9} {:>12} {:>12} {:>12} {:>9} {:>9} {:>15.2} {:>12.2} {:>8}",
-            format.name(),
+            "{:<13} {:>9} {:>12} {:>12} {:>12} {:>9} {:>9} {:>15.2} {:>12} {:>8}",
+            case.label,
             n,
             rate(logship_rate),
-            rate(vrl_rate),
+            vrl_col,
             python_col,
-            format!("{:.1}x", logship_rate / vrl_rate),
+            vrl_ratio,
             python_ratio,
             logship_allocs,
             vrl_allocs,
-            format!("{ls_errors}/{vrl_errors}"),
+            errors,
         );
         if let Some(Err(e)) = python {
-            println!("{:<8} python: {e}", "");
+            println!("{:<13} python: {e}", "");
         }
     }
     println!("load average at end: {}", load_average());

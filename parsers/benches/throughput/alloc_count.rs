@@ -4,7 +4,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-pub struct CountingAllocator;
+pub(crate) struct CountingAllocator;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
@@ -34,7 +34,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
 }
 
 /// Runs `f` and returns how many allocations (and reallocations) it made.
-pub fn count<T>(f: impl FnOnce() -> T) -> (T, u64) {
+pub(crate) fn count<T>(f: impl FnOnce() -> T) -> (T, u64) {
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     COUNTING.store(true, Ordering::Relaxed);
     let out = f();

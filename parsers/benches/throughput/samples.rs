@@ -278,7 +278,7 @@ const QUERIES: &[&str] = &[
 ];
 
 /// Debian's default `log_line_prefix`, which the PostgreSQL sample uses.
-pub const POSTGRES_PREFIX: &str = "%m [%p] %q%u@%d ";
+pub(crate) const POSTGRES_PREFIX: &str = "%m [%p] %q%u@%d ";
 
 /// Lines written with [`POSTGRES_PREFIX`].
 fn postgres(lines: usize, rng: &mut Rng) -> String {
@@ -430,8 +430,65 @@ fn postgres_json(lines: usize, rng: &mut Rng) -> String {
     out
 }
 
+/// RFC 5424 lines as a relay writes them to a file: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID
+/// SD MSG`, with no structured data, one element, or two (one with an escaped quote).
+/// The `syslog` format reads both forms; its default sample is RFC 3164.
+#[allow(dead_code)] // used by the vrl_peer benchmark
+pub(crate) fn syslog_rfc5424(lines: usize) -> String {
+    let mut rng = Rng(0x5EED ^ 5424);
+    let mut clock = Clock::new(TimeZone::UTC);
+    let mut out = String::with_capacity(lines * 200);
+    for _ in 0..lines {
+        clock.tick(&mut rng);
+        let time = clock.format("%Y-%m-%dT%H:%M:%S%.6fZ");
+        let host = rng.pick(&[
+            "web-01.example.com",
+            "web-02.example.com",
+            "db-01.example.com",
+        ]);
+        let (app, msgid) = *rng.pick(&[
+            ("shop-api", "REQ"),
+            ("payments", "TXN"),
+            ("worker", "-"),
+            ("nginx", "ACCESS"),
+        ]);
+        let pri = 8 * rng.pick(&[1u64, 3, 16, 20]) + rng.pick(&[3u64, 4, 6, 6, 6, 7]);
+        let pid = 1000 + rng.below(60_000);
+        let ip = ipv4(&mut rng);
+        let sd = match rng.below(10) {
+            0..=3 => "-".to_owned(),
+            4..=7 => format!(
+                r#"[request@32473 id="{:016x}" client="{ip}" route="/api/v1/items/{}"]"#,
+                rng.next(),
+                rng.below(10_000)
+            ),
+            8 => format!(
+                r#"[timeQuality tzKnown="1" isSynced="1" syncAccuracy="{}"][origin ip="{ip}" software="rsyslogd" swVersion="8.2302.0"]"#,
+                rng.below(100_000)
+            ),
+            _ => format!(
+                r#"[request@32473 id="{:016x}" note="said \"hi\" twice" path="C:\\tmp\]"]"#,
+                rng.next()
+            ),
+        };
+        let words = rng.below(8) as usize + 3;
+        let mut message = String::from("processed");
+        for _ in 0..words {
+            message.push(' ');
+            let word: &&str = rng.pick(WORDS);
+            message.push_str(word);
+        }
+        let _ = writeln!(
+            out,
+            "<{pri}>1 {time} {host} {app} {pid} {msgid} {sd} {message} in {} ms",
+            rng.below(2000)
+        );
+    }
+    out
+}
+
 /// About `lines` lines of `format`, as a file's content.
-pub fn generate(format: Format, lines: usize) -> String {
+pub(crate) fn generate(format: Format, lines: usize) -> String {
     let mut rng = Rng(0x5EED ^ format.name().len() as u64);
     match format {
         Format::Nginx => nginx_combined(lines, &mut rng),

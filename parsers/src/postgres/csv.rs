@@ -60,6 +60,7 @@ const MIN_COLUMNS: usize = 22;
 pub struct CsvParser;
 
 impl CsvParser {
+    /// The csvlog parser (it has no options: the columns are fixed by PostgreSQL).
     pub fn new() -> Self {
         CsvParser
     }

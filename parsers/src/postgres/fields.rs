@@ -99,9 +99,12 @@ pub(crate) fn record_with_zone_error(
     ctx: &RecordContext,
     read_time: Timestamp,
 ) -> Record {
+    let parsed = Parsed {
+        timestamp: None,
+        message: text(entry),
+        ..parsed
+    };
     let mut record = parsed.into_record(ctx, read_time);
-    record.timestamp = read_time;
-    record.message = text(entry).into_owned();
     record.parse_error = Some(error.to_string());
     record
 }

@@ -23,6 +23,7 @@ pub struct JsonParser;
 type Pairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 impl JsonParser {
+    /// The jsonlog parser (it has no options: the keys are fixed by PostgreSQL).
     pub fn new() -> Self {
         JsonParser
     }

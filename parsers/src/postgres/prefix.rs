@@ -181,7 +181,7 @@ const BUDGET: u32 = 4096;
 
 impl Prefix {
     /// Compiles a prefix; an unknown or incomplete escape is an error naming its byte offset.
-    pub fn compile(spec: &str) -> Result<Prefix, SpecError> {
+    pub(crate) fn compile(spec: &str) -> Result<Prefix, SpecError> {
         let bytes = spec.as_bytes();
         let mut items = Vec::new();
         let mut literal = Vec::new();
@@ -250,7 +250,7 @@ impl Prefix {
     }
 
     /// Matches the prefix and the severity header that must follow it at the start of `line`.
-    pub fn match_line<'a>(&self, line: &'a [u8]) -> Option<Match<'a>> {
+    pub(crate) fn match_line<'a>(&self, line: &'a [u8]) -> Option<Match<'a>> {
         let mut captures = Captures::default();
         let mut budget = BUDGET;
         let found = self
@@ -269,11 +269,11 @@ impl Prefix {
 
     /// The value that tells processes apart in `captures` (`%p`, else `%c`); `None` when the
     /// prefix has neither, and then every labelled line joins the entry before it.
-    pub fn identity<'a>(&self, captures: &Captures<'a>) -> Option<&'a [u8]> {
+    pub(crate) fn identity<'a>(&self, captures: &Captures<'a>) -> Option<&'a [u8]> {
         self.identity.and_then(|e| captures.get(e))
     }
 
-    pub fn has_identity(&self) -> bool {
+    pub(crate) fn has_identity(&self) -> bool {
         self.identity.is_some()
     }
 
@@ -379,7 +379,7 @@ pub(crate) struct Captures<'a> {
 }
 
 impl<'a> Captures<'a> {
-    pub fn get(&self, escape: Escape) -> Option<&'a [u8]> {
+    pub(crate) fn get(&self, escape: Escape) -> Option<&'a [u8]> {
         self.values.get(escape as usize).copied().flatten()
     }
 

@@ -24,7 +24,7 @@ pub(crate) enum Label {
 }
 
 impl Label {
-    pub const ALL: [Label; 6] = [
+    pub(crate) const ALL: [Label; 6] = [
         Label::Detail,
         Label::Hint,
         Label::Context,
@@ -34,7 +34,7 @@ impl Label {
     ];
 
     /// The record field the part goes into.
-    pub const fn field(self) -> &'static str {
+    pub(crate) const fn field(self) -> &'static str {
         match self {
             Label::Detail => "detail",
             Label::Hint => "hint",
@@ -47,7 +47,7 @@ impl Label {
 
     /// The word PostgreSQL prints (the property tests write lines with it).
     #[cfg(test)]
-    pub const fn word(self) -> &'static str {
+    pub(crate) const fn word(self) -> &'static str {
         match self {
             Label::Detail => "DETAIL",
             Label::Hint => "HINT",

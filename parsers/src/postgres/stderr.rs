@@ -433,8 +433,8 @@ TRAP: FailedAssertion(\"x\", File: \"y.c\", Line: 1)";
         let read = ts("2030-01-01T00:00:00Z");
         let record = p.record(line, &RecordContext::new("pg", "h"), read);
         assert_eq!(record.timestamp, read);
-        assert_eq!(record.fields.get("pid").map(String::as_str), Some("7"));
-        assert_eq!(record.message, String::from_utf8_lossy(line));
+        assert_eq!(record.field("pid"), Some("7"));
+        assert_eq!(record.message(), String::from_utf8_lossy(line));
         assert_eq!(
             record.parse_error.as_deref(),
             Some("unknown time zone abbreviation XYZT")

@@ -14,7 +14,7 @@ pub(crate) struct LocalTime<'a> {
 }
 
 impl LocalTime<'_> {
-    pub fn resolve(&self) -> Result<Timestamp, ZoneError> {
+    pub(crate) fn resolve(&self) -> Result<Timestamp, ZoneError> {
         zone::resolve(self.civil, self.zone)
     }
 }

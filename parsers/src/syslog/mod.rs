@@ -62,6 +62,19 @@ pub struct SyslogParser {
     tz: TimeZone,
     /// Fixed "now" for year inference; `None`: the clock, read per line.
     reference: Option<Reference>,
+    /// Tells this parser's entries in the per-thread reference cache from other parsers'
+    /// (another zone); clones share it, as they share the zone.
+    id: u64,
+}
+
+/// Parsers made so far, for [`SyslogParser::id`].
+static PARSERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+thread_local! {
+    /// The last reference computed on this thread: (parser id, Unix second, reference).
+    /// Lines arrive by the thousand per second, so the zone conversion is done once a second.
+    static REFERENCE: std::cell::Cell<(u64, i64, Option<Reference>)> =
+        const { std::cell::Cell::new((0, 0, None)) };
 }
 
 impl SyslogParser {
@@ -70,6 +83,7 @@ impl SyslogParser {
         SyslogParser {
             tz,
             reference: None,
+            id: PARSERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
         }
     }
 
@@ -80,8 +94,21 @@ impl SyslogParser {
     }
 
     fn reference(&self) -> Reference {
-        self.reference
-            .unwrap_or_else(|| Reference::from_datetime(self.tz.to_datetime(Timestamp::now())))
+        if let Some(fixed) = self.reference {
+            return fixed;
+        }
+        let second = crate::time::coarse_unix_second();
+        REFERENCE.with(|cache| {
+            if let (id, at, Some(cached)) = cache.get() {
+                if id == self.id && at == second {
+                    return cached;
+                }
+            }
+            let now = Timestamp::from_second(second).unwrap_or_else(|_| Timestamp::now());
+            let reference = Reference::from_datetime(self.tz.to_datetime(now));
+            cache.set((self.id, second, Some(reference)));
+            reference
+        })
     }
 
     fn rfc3164<'a>(&self, input: &'a [u8], out: &mut Parsed<'a>) -> Result<(), ParseError> {

@@ -44,22 +44,27 @@ const SEVERITIES: [&str; 8] = [
 pub struct Pri(u8);
 
 impl Pri {
+    /// The PRI `value`, if valid (at most 191).
     pub fn new(value: u8) -> Option<Pri> {
         (usize::from(value) < FACILITIES.len() * 8).then_some(Pri(value))
     }
 
+    /// The number as written between `<` and `>`.
     pub fn value(self) -> u8 {
         self.0
     }
 
+    /// The severity, 0 (emergency) to 7 (debug).
     pub fn severity(self) -> u8 {
         self.0 % 8
     }
 
+    /// The facility's name (`kern`, `auth`, `local3`, ...).
     pub fn facility_name(self) -> &'static str {
         FACILITIES[usize::from(self.0 / 8) % FACILITIES.len()]
     }
 
+    /// The severity's name (`emerg`, `crit`, `warning`, ...).
     pub fn severity_name(self) -> &'static str {
         SEVERITIES[usize::from(self.severity())]
     }

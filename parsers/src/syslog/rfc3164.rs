@@ -9,9 +9,13 @@
 /// The parts of a BSD-style body, borrowed from the line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Body<'a> {
+    /// The HOSTNAME, if the line has one.
     pub hostname: Option<&'a [u8]>,
+    /// The TAG's name (`sshd` in `sshd[42]:`).
     pub appname: Option<&'a [u8]>,
+    /// The TAG's `[pid]`, without brackets.
     pub procid: Option<&'a [u8]>,
+    /// The MSG.
     pub message: &'a [u8],
 }
 

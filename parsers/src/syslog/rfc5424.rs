@@ -23,11 +23,14 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Why the part after the hostname is not RFC 5424.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Error {
+    /// APP-NAME, PROCID or MSGID missing or not printable ASCII.
     Header,
+    /// STRUCTURED-DATA that is neither `-` nor well-formed elements.
     StructuredData,
 }
 
 impl Error {
+    /// The record's `parse_error` for this error.
     pub fn reason(self) -> &'static str {
         match self {
             Error::Header => "syslog: bad RFC 5424 APP-NAME/PROCID/MSGID",

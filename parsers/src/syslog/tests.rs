@@ -234,7 +234,7 @@ fn unparsed_line_becomes_a_record_with_parse_error() {
     let ctx = RecordContext::new("syslog", "here");
     let read = ts("2024-06-15T12:00:00Z");
     let r = parser.record(b"Header1: abc\r", &ctx, read);
-    assert_eq!(r.message, "Header1: abc");
+    assert_eq!(r.message(), "Header1: abc");
     assert_eq!(r.timestamp, read);
     assert!(r.parse_error.is_some());
 }
@@ -577,6 +577,6 @@ proptest! {
         let read = ts(REFERENCE);
         let _ = utc().parse(&line);
         let r = SyslogParser::new(TimeZone::UTC).record(&line, &ctx, read);
-        prop_assert!(!r.message.ends_with('\r') || line.ends_with(b"\r\r"));
+        prop_assert!(!r.message().ends_with('\r') || line.ends_with(b"\r\r"));
     }
 }

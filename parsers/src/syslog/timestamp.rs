@@ -9,20 +9,29 @@ use jiff::tz::TimeZone;
 /// An RFC 3164 time: month, day and time of day, without year or zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MonthDayTime {
+    /// 1..=12.
     pub month: i8,
+    /// 1..=31.
     pub day: i8,
+    /// The time of day.
     pub time: TimeOfDay,
 }
 
+/// A wall-clock time of day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeOfDay {
+    /// 0..=23.
     pub hour: i8,
+    /// 0..=59.
     pub minute: i8,
+    /// Seconds of the minute.
     pub second: i8,
+    /// Fraction of the second, in nanoseconds.
     pub nanos: i32,
 }
 
 impl TimeOfDay {
+    /// Whole seconds since midnight.
     pub fn seconds(self) -> i64 {
         i64::from(self.hour) * 3600 + i64::from(self.minute) * 60 + i64::from(self.second)
     }
@@ -32,7 +41,9 @@ impl TimeOfDay {
 /// (rsyslog templates without `%z`, Beats' tz-offset sample).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rfc3339 {
+    /// The timestamp had an offset (`Z`, `+01:00`, `+0100`).
     Instant(Timestamp),
+    /// The timestamp had none: a wall-clock time in the configured zone.
     Civil(DateTime),
 }
 
@@ -246,11 +257,13 @@ fn month(input: &[u8]) -> Option<(i8, &[u8])> {
         .map(|&(_, m)| (m, rest))
 }
 
+/// Whether `year` has a February 29 (proleptic Gregorian).
 pub fn is_leap(year: i16) -> bool {
     let y = i32::from(year);
     y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
 }
 
+/// Days in `month` (1..=12) of `year`.
 pub fn days_in_month(year: i16, month: i8) -> i8 {
     match month {
         4 | 6 | 9 | 11 => 30,

@@ -21,12 +21,14 @@ const YEARS_BACK: i16 = 8;
 /// Where "now" is, as wall-clock time in the configured zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reference {
+    /// The current year there.
     pub year: i16,
     /// Wall-clock seconds since 1970-01-01T00:00:00 (as if the zone were UTC).
     pub civil_seconds: i64,
 }
 
 impl Reference {
+    /// The reference at wall-clock time `dt`.
     pub fn from_datetime(dt: jiff::civil::DateTime) -> Self {
         Reference {
             year: dt.year(),
