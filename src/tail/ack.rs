@@ -92,8 +92,14 @@ impl FileAcks {
     /// Marks the entry `start..end` acknowledged. Returns false for a span this file does
     /// not have in flight (a duplicate ack, or one from before a truncation).
     pub fn ack(&mut self, start: u64, end: u64) -> bool {
-        let Ok(i) = self.in_flight.binary_search_by(|s| s.start.cmp(&start)) else {
-            return false;
+        // Acks come in file order almost always: the oldest span is the one.
+        let i = if self.in_flight.front().is_some_and(|s| s.start == start) {
+            0
+        } else {
+            let Ok(i) = self.in_flight.binary_search_by(|s| s.start.cmp(&start)) else {
+                return false;
+            };
+            i
         };
         match self.in_flight.get_mut(i) {
             Some(span) if span.end == end && !span.acked => span.acked = true,
