@@ -569,6 +569,38 @@ mod tests {
     }
 
     #[test]
+    fn lines_whole_in_one_read_point_into_the_buffer_with_the_same_rules() {
+        let mut bytes = b"first\r\n\nsecond\n".to_vec();
+        bytes.extend_from_slice(&[b'y'; 30]);
+        bytes.extend_from_slice(b"\r\npart");
+        let (_f, mut r) = reader_over(&bytes, 10);
+        let mut batch = Batch::default();
+        let mut buf = vec![0u8; 4096];
+        assert_eq!(
+            r.read(&mut buf, true, &Raw, &mut batch).unwrap(),
+            ReadStatus::More
+        );
+        let mut got = Read::default();
+        collect(&batch, &buf, &mut got);
+        assert_eq!(
+            texts(&got),
+            vec![
+                (&b"first"[..], 0, 7, false),
+                (&b"second"[..], 8, 15, false),
+                (&b"yyyyyyyyyy"[..], 15, 47, true),
+            ]
+        );
+        assert!(
+            batch.owned.is_empty(),
+            "whole lines are not copied out of the read buffer"
+        );
+        assert_eq!(batch.lines, 4);
+        // Registered entries move the checkpoint; with a partial line pending nothing
+        // more is settled.
+        assert_eq!(batch.settled, None);
+    }
+
+    #[test]
     fn leading_nuls_are_skipped_and_settled() {
         let mut bytes = vec![0u8; 100];
         bytes.extend_from_slice(b"after\0hole\n");
