@@ -45,7 +45,9 @@ pub struct Batch {
     /// Every byte before this offset is in `entries` or produces no record: the checkpoint
     /// may move here once the entries are acknowledged.
     pub settled: Option<u64>,
+    /// Newline-terminated lines framed, empty ones included.
     pub lines: u64,
+    /// Bytes read.
     pub bytes: u64,
 }
 
@@ -117,18 +119,24 @@ pub enum ReadStatus {
 /// The path no longer leads to the file we were reading.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// Opening or positioning failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// The path leads to another inode now.
     #[error("the path now names another file")]
     Replaced,
 }
 
+/// One followed file: its descriptor (when open), position and partial line.
 #[derive(Debug)]
 pub struct FileReader {
+    /// Device and inode.
     pub key: Key,
     /// Known once the file has a complete head (see [`fingerprint`]).
     pub id: Option<FileId>,
+    /// The path it was found under (updated on rename).
     pub path: PathBuf,
+    /// `path` as text, shared by its records' origins.
     pub path_str: Arc<str>,
     file: Option<File>,
     /// Bytes consumed from the file, including the partial line.
@@ -161,6 +169,7 @@ pub struct FileReader {
 }
 
 impl FileReader {
+    /// A reader of `path`, not opened yet; `max_line` caps an entry's bytes.
     pub fn new(key: Key, path: PathBuf, max_line: usize, start_if_new: u64) -> Self {
         let path_str: Arc<str> = path.to_string_lossy().into();
         FileReader {
@@ -186,15 +195,18 @@ impl FileReader {
         }
     }
 
+    /// The file was renamed: its records name the new path.
     pub fn set_path(&mut self, path: PathBuf) {
         self.path_str = path.to_string_lossy().into();
         self.path = path;
     }
 
+    /// Whether it holds a descriptor now.
     pub fn is_open(&self) -> bool {
         self.file.is_some()
     }
 
+    /// Bytes consumed from the file, including the partial line.
     pub fn offset(&self) -> u64 {
         self.offset
     }

@@ -40,6 +40,7 @@ const HEARTBEAT_SLACK: Duration = Duration::from_secs(5);
 pub struct SourceCounters {
     /// Newline-terminated lines read.
     pub lines: AtomicU64,
+    /// Bytes read.
     pub bytes: AtomicU64,
     /// Records handed to the queue.
     pub records: AtomicU64,
