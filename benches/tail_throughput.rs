@@ -6,6 +6,10 @@
 //! 2. 10,000 files in 10 directories under watch: start-up time, time until every file's
 //!    line is delivered, RSS, open descriptors, and CPU used over 10 s of idleness.
 //!
+//! 3. Raw lines file to file beside Fluent Bit (`peer` part, in `tail_peer.rs`): see there.
+//!    `cargo bench --bench tail_throughput -- --peer-only` runs only this part;
+//!    `FLUENT_BIT=/path/to/fluent-bit` gives the peer binary.
+//!
 //! Each part runs in its own process so RSS is not inflated by the other.
 
 use std::fs::{self, File};
@@ -21,15 +25,18 @@ use logship::pipeline::queue::{self, RecvError};
 use logship::pipeline::{Route, Table};
 use logship::tail::{Checkpointer, ParserSpec, SourceSpec, TailConfig, Tailer};
 
+mod tail_peer;
+
 struct Raw;
 
 impl Parser for Raw {
     fn parse<'a>(&'a self, entry: &'a [u8]) -> Result<Parsed<'a>, ParseError> {
-        Ok(Parsed::new(
-            None,
-            Level::Info,
-            String::from_utf8_lossy(entry),
-        ))
+        // `from_utf8` validates valid text much faster than the lossy decoder walks it.
+        let text = match std::str::from_utf8(entry) {
+            Ok(t) => std::borrow::Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(entry),
+        };
+        Ok(Parsed::new(None, Level::Info, text))
     }
     fn name(&self) -> &'static str {
         "raw"
@@ -57,12 +64,18 @@ fn main() {
                 ParserSpec::Format(FormatSpec::new(Format::Nginx)),
             ),
             "files" => many_files(&dir),
+            "peer-logship" => tail_peer::logship_side(&dir),
             other => panic!("unknown part {other}"),
         }
         return;
     }
     let base = std::env::var("TAIL_BENCH_DIR").map_or_else(|_| std::env::temp_dir(), PathBuf::from);
     let dir = tempfile::tempdir_in(base).unwrap();
+    let peer_only = args.iter().any(|a| a == "--peer-only");
+    if peer_only {
+        tail_peer::compare(dir.path());
+        return;
+    }
     let mb: u64 = std::env::var("TAIL_BENCH_MB")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -128,6 +141,7 @@ fn main() {
     print!("{}", run("big-nginx"));
     println!();
     print!("{}", run("files"));
+    tail_peer::compare(dir.path());
 }
 
 fn row(what: &str, lines: u64, took: Duration, cpu: Duration, mb: u64) {

@@ -92,8 +92,14 @@ impl FileAcks {
     /// Marks the entry `start..end` acknowledged. Returns false for a span this file does
     /// not have in flight (a duplicate ack, or one from before a truncation).
     pub fn ack(&mut self, start: u64, end: u64) -> bool {
-        let Ok(i) = self.in_flight.binary_search_by(|s| s.start.cmp(&start)) else {
-            return false;
+        // Acks come in file order almost always: the oldest span is the one.
+        let i = if self.in_flight.front().is_some_and(|s| s.start == start) {
+            0
+        } else {
+            let Ok(i) = self.in_flight.binary_search_by(|s| s.start.cmp(&start)) else {
+                return false;
+            };
+            i
         };
         match self.in_flight.get_mut(i) {
             Some(span) if span.end == end && !span.acked => span.acked = true,
@@ -147,6 +153,7 @@ impl FileAcks {
         self.read_time
     }
 
+    /// Entries handed downstream and not acknowledged yet.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
@@ -181,14 +188,21 @@ struct Known {
 /// One file's progress, for metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileProgress {
+    /// The file's identity (device, inode, head fingerprint).
     pub file: FileId,
+    /// The path it was last read under.
     pub path: Arc<str>,
+    /// The source reading it now; `None` once let go.
     pub source: Option<Arc<str>>,
+    /// Its size when last read.
     pub size: u64,
+    /// Offset up to which every entry is acknowledged (the checkpoint).
     pub acked: u64,
+    /// Offset up to which it has been read.
     pub read: u64,
     /// Bytes written to the file that the sink has not acknowledged yet.
     pub lag: u64,
+    /// Entries read and not acknowledged yet.
     pub in_flight: usize,
 }
 
@@ -197,10 +211,16 @@ pub struct FileProgress {
 #[non_exhaustive]
 pub enum Refused {
     /// Another source already reads this file.
-    Claimed { by: Arc<str> },
+    Claimed {
+        /// The source that reads it.
+        by: Arc<str>,
+    },
     /// Its head matches a file that is being read from another inode: a copy of it
     /// (`copytruncate`'s copy before the truncation, or the original while a copy is read).
-    CopyOfLiveFile { of: Arc<str> },
+    CopyOfLiveFile {
+        /// The path of the file it is a copy of.
+        of: Arc<str>,
+    },
 }
 
 /// Where a claimed file is read from.
@@ -208,6 +228,7 @@ pub enum Refused {
 pub struct Claim {
     /// The identity its records carry: the file's own, or that of the file it is a copy of.
     pub id: FileId,
+    /// Where reading starts: the acknowledged offset.
     pub offset: u64,
     /// The carried time at `offset`.
     pub time: Timestamp,

@@ -20,6 +20,7 @@ pub const FILE_NAME: &str = "checkpoints.json";
 /// One file's resume point.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
+    /// The file the offset belongs to.
     pub file: FileId,
     /// The path the file had when last read (informational: identity is `file`).
     pub path: String,
@@ -49,32 +50,45 @@ enum CheckpointFile {
 pub enum Loaded {
     /// No checkpoint file: the agent's first start, where `read_from` applies.
     FirstStart,
+    /// The checkpoints read back.
     Restored(Vec<Checkpoint>),
     /// The file could not be read. It was moved aside and every file is read from its
     /// beginning: repeating lines is safe (row ids are deterministic), skipping is not.
     Corrupt {
+        /// Where the unreadable file was moved.
         moved_to: PathBuf,
+        /// Why it could not be read.
         reason: String,
     },
 }
 
+/// Why the checkpoint file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
+    /// The data directory could not be created.
     #[error("cannot create the data directory {path}; check that it is writable by the agent")]
     CreateDir {
+        /// The path concerned.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: io::Error,
     },
+    /// The checkpoint file could not be read.
     #[error("cannot read the checkpoint file {path}")]
     Read {
+        /// The path concerned.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: io::Error,
     },
+    /// The checkpoint file could not be written durably.
     #[error("cannot write the checkpoint file {path}; is the disk full or read-only?")]
     Write {
+        /// The path concerned.
         path: PathBuf,
+        /// The underlying I/O error.
         #[source]
         source: io::Error,
     },
@@ -103,6 +117,7 @@ impl Checkpointer {
         Ok((cp, loaded))
     }
 
+    /// The checkpoint file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

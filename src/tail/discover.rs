@@ -9,16 +9,22 @@ use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 /// How deep a `**` pattern is followed below its fixed prefix.
 const MAX_DEPTH: usize = 16;
 
+/// Why a source's path patterns are not usable.
 #[derive(Debug, thiserror::Error)]
 pub enum PatternError {
+    /// A pattern is relative; the agent's working directory is not meaningful.
     #[error("path pattern {0:?} must be absolute (start with /)")]
     NotAbsolute(String),
+    /// A pattern is not a valid glob.
     #[error("bad glob {pattern:?}")]
     Glob {
+        /// The pattern as written.
         pattern: String,
+        /// What the glob parser said.
         #[source]
         source: globset::Error,
     },
+    /// The source has no include pattern.
     #[error("a source needs at least one path pattern")]
     Empty,
 }
@@ -26,6 +32,7 @@ pub enum PatternError {
 /// A directory under which matching files may appear.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Root {
+    /// The deepest directory without glob characters.
     pub dir: PathBuf,
     /// The pattern crosses directories (`**` or a glob in a directory name).
     pub recursive: bool,
@@ -63,6 +70,7 @@ fn glob(pattern: &str) -> Result<Glob, PatternError> {
 }
 
 impl Patterns {
+    /// Compiles include and exclude globs; include patterns must be absolute.
     pub fn new(include: &[String], exclude: &[String]) -> Result<Self, PatternError> {
         if include.is_empty() {
             return Err(PatternError::Empty);
@@ -102,6 +110,7 @@ impl Patterns {
         })
     }
 
+    /// The directories to watch and scan.
     pub fn roots(&self) -> &[Root] {
         &self.roots
     }

@@ -106,12 +106,17 @@ pub struct SourceSpec {
     pub include: Vec<String>,
     /// Globs to leave out; one without `/` matches the file name (`*.gz`).
     pub exclude: Vec<String>,
+    /// How entries become records.
     pub parser: ParserSpec,
+    /// Where its records go (table, TTL, time bucket).
     pub route: Arc<Route>,
     /// Source name and host name stamped on every record.
     pub context: RecordContext,
+    /// Where a file without a checkpoint is read from.
     pub read_from: ReadFrom,
+    /// Longer entries are cut here and flagged.
     pub max_line_bytes: usize,
+    /// How long a multi-line entry waits for a continuation line.
     pub multiline_timeout: Duration,
 }
 
@@ -147,27 +152,39 @@ impl SourceSpec {
     }
 }
 
+/// Why the tailer could not start or reload.
 #[derive(Debug, thiserror::Error)]
 pub enum TailError {
+    /// A source's path patterns are not usable.
     #[error("source {name}: bad path pattern")]
     Pattern {
+        /// The source (or thread) concerned.
         name: String,
+        /// What is wrong with the patterns.
         #[source]
         source: PatternError,
     },
+    /// A source's format spec is not valid.
     #[error("source {name}: bad format settings")]
     Format {
+        /// The source (or thread) concerned.
         name: String,
+        /// What is wrong with the format spec.
         #[source]
         source: SpecError,
     },
+    /// Two sources have the same name.
     #[error("two sources are named {0:?}; source names must be unique")]
     DuplicateName(String),
+    /// The checkpoint file could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// A tailer thread could not be started.
     #[error("cannot start the thread of source {name}")]
     Spawn {
+        /// The source (or thread) concerned.
         name: String,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
@@ -313,11 +330,14 @@ pub struct TailerHandle {
 /// What a reload changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reconfigured {
+    /// Sources started by the reload.
     pub added: Vec<String>,
+    /// Sources stopped by the reload.
     pub removed: Vec<String>,
     /// Changed sources: stopped and started again; their files continue where the old
     /// source stopped sending, so no line is lost or repeated.
     pub restarted: Vec<String>,
+    /// Sources left running as they were.
     pub unchanged: Vec<String>,
 }
 
@@ -470,20 +490,28 @@ impl Drop for TailerHandle {
 /// Counters of one source at one instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceStats {
+    /// The source's name.
     pub name: Arc<str>,
+    /// Newline-terminated lines read.
     pub lines: u64,
+    /// Bytes read.
     pub bytes: u64,
+    /// Records handed to the queue.
     pub records: u64,
+    /// Records whose entry did not parse.
     pub parse_errors: u64,
+    /// Files followed now.
     pub files: u64,
 }
 
 /// The tailer's state at one instant, for metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TailStats {
+    /// Each source's counters.
     pub sources: Vec<SourceStats>,
     /// Files being read or with records in flight; `lag` is size minus acknowledged offset.
     pub files: Vec<FileProgress>,
+    /// Log files open now (bounded by `max_open_files`).
     pub open_files: usize,
 }
 
@@ -496,6 +524,7 @@ pub struct TailMonitor {
 }
 
 impl TailMonitor {
+    /// The counters and file progress now.
     pub fn snapshot(&self) -> TailStats {
         let sources = lock(&self.counters)
             .iter()

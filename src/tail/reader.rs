@@ -32,16 +32,77 @@ pub type Key = (u64, u64);
 /// A run of NULs at least this long is worth asking the kernel for the next data.
 const HOLE_PROBE: u64 = 64 * 1024;
 
-/// What one read produced.
+/// What one read produced: entries in file order, each a slice of the read buffer (a line
+/// that arrived whole in this read: no copy, no allocation) or of the batch's own text (a
+/// line that spanned reads, a multi-line entry, a last line shipped without its newline).
+/// A source keeps one batch and clears it per read, so its buffers are reused.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// Complete entries in file order.
-    pub entries: Vec<Entry>,
+    /// Complete entries in file order; their text is [`Batch::text`].
+    pub entries: Vec<EntryAt>,
+    /// Text of the entries that are not in the read buffer, back to back.
+    owned: Vec<u8>,
     /// Every byte before this offset is in `entries` or produces no record: the checkpoint
     /// may move here once the entries are acknowledged.
     pub settled: Option<u64>,
+    /// Newline-terminated lines framed, empty ones included.
     pub lines: u64,
+    /// Bytes read.
     pub bytes: u64,
+}
+
+/// One complete entry of a [`Batch`]: where its text is and which file bytes it spans.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryAt {
+    text: TextAt,
+    /// Byte offset of the entry's first line.
+    pub start: u64,
+    /// Byte offset just past the newline of its last line: where reading resumes.
+    pub end: u64,
+    /// The entry was cut at the size cap.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TextAt {
+    /// `from..to` of the read buffer passed to [`FileReader::read`].
+    Read(usize, usize),
+    /// `from..to` of the batch's own text.
+    Owned(usize, usize),
+}
+
+impl Batch {
+    /// The text of `entry`; `read` is the buffer the batch was read into (empty for a
+    /// batch from [`FileReader::finish`] or [`FileReader::flush_stale`]).
+    pub fn text<'a>(&'a self, read: &'a [u8], entry: &EntryAt) -> &'a [u8] {
+        match entry.text {
+            TextAt::Read(from, to) => read.get(from..to).unwrap_or(&[]),
+            TextAt::Owned(from, to) => self.owned.get(from..to).unwrap_or(&[]),
+        }
+    }
+
+    /// Empties the batch for the next read, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.owned.clear();
+        self.settled = None;
+        self.lines = 0;
+        self.bytes = 0;
+    }
+
+    fn push_owned(&mut self, bytes: &[u8], start: u64, end: u64, truncated: bool) {
+        if bytes.is_empty() {
+            return;
+        }
+        let from = self.owned.len();
+        self.owned.extend_from_slice(bytes);
+        self.entries.push(EntryAt {
+            text: TextAt::Owned(from, self.owned.len()),
+            start,
+            end,
+            truncated,
+        });
+    }
 }
 
 /// Whether a read reached the end of the file.
@@ -49,7 +110,7 @@ pub struct Batch {
 pub enum ReadStatus {
     /// At the end of what the file holds now.
     Eof,
-    /// The byte budget ran out first: come back for more.
+    /// Bytes were read: there may be more.
     More,
     /// The file shrank below the read offset (`copytruncate`): reading restarted at 0.
     Truncated,
@@ -58,18 +119,24 @@ pub enum ReadStatus {
 /// The path no longer leads to the file we were reading.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// Opening or positioning failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// The path leads to another inode now.
     #[error("the path now names another file")]
     Replaced,
 }
 
+/// One followed file: its descriptor (when open), position and partial line.
 #[derive(Debug)]
 pub struct FileReader {
+    /// Device and inode.
     pub key: Key,
     /// Known once the file has a complete head (see [`fingerprint`]).
     pub id: Option<FileId>,
+    /// The path it was found under (updated on rename).
     pub path: PathBuf,
+    /// `path` as text, shared by its records' origins.
     pub path_str: Arc<str>,
     file: Option<File>,
     /// Bytes consumed from the file, including the partial line.
@@ -102,6 +169,7 @@ pub struct FileReader {
 }
 
 impl FileReader {
+    /// A reader of `path`, not opened yet; `max_line` caps an entry's bytes.
     pub fn new(key: Key, path: PathBuf, max_line: usize, start_if_new: u64) -> Self {
         let path_str: Arc<str> = path.to_string_lossy().into();
         FileReader {
@@ -127,15 +195,18 @@ impl FileReader {
         }
     }
 
+    /// The file was renamed: its records name the new path.
     pub fn set_path(&mut self, path: PathBuf) {
         self.path_str = path.to_string_lossy().into();
         self.path = path;
     }
 
+    /// Whether it holds a descriptor now.
     pub fn is_open(&self) -> bool {
         self.file.is_some()
     }
 
+    /// Bytes consumed from the file, including the partial line.
     pub fn offset(&self) -> u64 {
         self.offset
     }
@@ -195,62 +266,67 @@ impl FileReader {
         Ok(())
     }
 
-    /// Reads up to about `budget` bytes, framing them into `out`.
+    /// Reads once into `buf` (one `read` syscall), framing the bytes into `out`, whose
+    /// entries then point into `buf`. `check_truncation`: first look whether the file
+    /// shrank or got a new head (once per turn is enough: a truncation between two reads of
+    /// one turn is seen at the next turn, as it would be had it happened a moment later).
     pub fn read(
         &mut self,
         buf: &mut [u8],
-        budget: u64,
+        check_truncation: bool,
         parser: &dyn Parser,
         out: &mut Batch,
     ) -> io::Result<ReadStatus> {
         let Some(file) = &mut self.file else {
             return Ok(ReadStatus::Eof);
         };
-        let shrunk = file.metadata()?.len() < self.offset;
-        // A file truncated and written again past our offset before we looked is still
-        // recognised by its new head (unless the new head is identical).
-        let new_head = match self.id {
-            Some(id) if !shrunk && self.offset > 0 => {
-                fingerprint::read_fingerprint(file)? != Some(id.fingerprint)
+        if check_truncation {
+            let shrunk = file.metadata()?.len() < self.offset;
+            // A file truncated and written again past our offset before we looked is still
+            // recognised by its new head (unless the new head is identical).
+            let new_head = match self.id {
+                Some(id) if !shrunk && self.offset > 0 => {
+                    fingerprint::read_fingerprint(file)? != Some(id.fingerprint)
+                }
+                _ => false,
+            };
+            if shrunk || new_head {
+                self.start_at(0)?;
+                self.id = None;
+                return Ok(ReadStatus::Truncated);
             }
-            _ => false,
-        };
-        if shrunk || new_head {
-            self.start_at(0)?;
-            self.id = None;
-            return Ok(ReadStatus::Truncated);
         }
-        let mut done = 0u64;
-        loop {
-            if done >= budget {
-                return Ok(ReadStatus::More);
-            }
+        let n = loop {
             let Some(file) = &mut self.file else {
                 return Ok(ReadStatus::Eof);
             };
-            let n = match file.read(buf) {
+            match file.read(buf) {
                 Ok(0) => return Ok(ReadStatus::Eof),
-                Ok(n) => n,
+                Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
-            };
-            let chunk = buf.get(..n).unwrap_or(&[]);
-            let base = self.offset;
-            self.offset += n as u64;
-            done += n as u64;
-            out.bytes += n as u64;
-            self.last_data = Instant::now();
-            self.frame(chunk, base, parser, out);
-            if self.nul_run >= HOLE_PROBE {
-                self.skip_hole()?;
             }
-            if self.line.is_empty() && self.assembler.pending_start().is_none() {
-                out.settled = Some(self.line_start);
-            }
+        };
+        let chunk = buf.get(..n).unwrap_or(&[]);
+        let base = self.offset;
+        self.offset += n as u64;
+        out.bytes += n as u64;
+        self.last_data = Instant::now();
+        self.frame(chunk, base, parser, out);
+        if self.nul_run >= HOLE_PROBE {
+            self.skip_hole()?;
         }
+        if self.line.is_empty() && self.assembler.pending_start().is_none() {
+            out.settled = Some(self.line_start);
+        }
+        Ok(ReadStatus::More)
     }
 
+    /// Splits `chunk` (the start of the read buffer) into lines with a SIMD newline search.
+    /// A line that arrives whole becomes an entry pointing into the chunk; only a line
+    /// that spans reads is gathered in `self.line`.
     fn frame(&mut self, chunk: &[u8], base: u64, parser: &dyn Parser, out: &mut Batch) {
+        let multiline = parser.is_multiline();
         let mut i = 0;
         while i < chunk.len() {
             let rest = &chunk[i..];
@@ -266,14 +342,17 @@ impl FileReader {
             self.nul_run = 0;
             match memchr::memchr(b'\n', rest) {
                 Some(k) => {
-                    self.append(&rest[..k]);
                     let end = base + (i + k + 1) as u64;
                     out.lines += 1;
-                    let entry = self
-                        .assembler
-                        .push(parser, &self.line, self.line_start, end);
-                    push_entry(entry, out);
-                    self.line.clear();
+                    if self.line.is_empty() {
+                        self.emit(parser, multiline, &rest[..k], Some(i), end, out);
+                    } else {
+                        self.append(&rest[..k]);
+                        let line = std::mem::take(&mut self.line);
+                        self.emit(parser, multiline, &line, None, end, out);
+                        self.line = line;
+                        self.line.clear();
+                    }
                     self.line_start = end;
                     i += k + 1;
                 }
@@ -282,6 +361,41 @@ impl FileReader {
                     break;
                 }
             }
+        }
+    }
+
+    /// Turns one line (without its newline) spanning `line_start..end` into an entry.
+    /// `at`: where the line starts in the read buffer, if it is there whole. The rules are
+    /// the [`Assembler`]'s: a trailing `\r` is not part of it, it is cut at the cap and
+    /// flagged, an empty line is no entry. Multi-line sources go through the assembler.
+    fn emit(
+        &mut self,
+        parser: &dyn Parser,
+        multiline: bool,
+        line: &[u8],
+        at: Option<usize>,
+        end: u64,
+        out: &mut Batch,
+    ) {
+        if multiline {
+            let entry = self.assembler.push(parser, line, self.line_start, end);
+            push_entry(entry, out);
+            return;
+        }
+        let line = strip_cr(&line[..line.len().min(self.max_line + 1)]);
+        let truncated = line.len() > self.max_line;
+        let text = &line[..line.len().min(self.max_line)];
+        if text.is_empty() {
+            return;
+        }
+        match at {
+            Some(from) => out.entries.push(EntryAt {
+                text: TextAt::Read(from, from + text.len()),
+                start: self.line_start,
+                end,
+                truncated,
+            }),
+            None => out.push_owned(text, self.line_start, end, truncated),
         }
     }
 
@@ -342,11 +456,8 @@ impl FileReader {
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
             out.lines += 1;
-            push_entry(
-                self.assembler
-                    .push(parser, &line, self.line_start, self.offset),
-                out,
-            );
+            let end = self.offset;
+            self.emit(parser, parser.is_multiline(), &line, None, end, out);
             self.line_start = self.offset;
         }
         push_entry(self.assembler.flush(), out);
@@ -356,10 +467,13 @@ impl FileReader {
 
 fn push_entry(entry: Option<Entry>, out: &mut Batch) {
     if let Some(e) = entry {
-        if !e.bytes.is_empty() {
-            out.entries.push(e);
-        }
+        out.push_owned(&e.bytes, e.start, e.end, e.truncated);
     }
+}
+
+/// Removes one trailing `\r` (CRLF files): it is never part of a record.
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 #[cfg(test)]
@@ -391,20 +505,46 @@ mod tests {
         (f, r)
     }
 
-    fn read_all(r: &mut FileReader) -> Batch {
-        let mut out = Batch::default();
-        let mut buf = vec![0u8; 7];
-        assert_eq!(
-            r.read(&mut buf, u64::MAX, &Raw, &mut out).unwrap(),
-            ReadStatus::Eof
-        );
-        out
+    /// Entries copied out of each read (the batch points into the read buffer), and the
+    /// last settled offset.
+    #[derive(Default)]
+    struct Read {
+        entries: Vec<(Vec<u8>, u64, u64, bool)>,
+        settled: Option<u64>,
     }
 
-    fn texts(b: &Batch) -> Vec<(&[u8], u64, u64, bool)> {
+    fn collect(batch: &Batch, buf: &[u8], into: &mut Read) {
+        for e in &batch.entries {
+            into.entries
+                .push((batch.text(buf, e).to_vec(), e.start, e.end, e.truncated));
+        }
+        if batch.settled.is_some() {
+            into.settled = batch.settled;
+        }
+    }
+
+    fn read_all(r: &mut FileReader) -> Read {
+        let mut got = Read::default();
+        let mut batch = Batch::default();
+        let mut buf = vec![0u8; 7];
+        let mut first = true;
+        loop {
+            batch.clear();
+            let status = r.read(&mut buf, first, &Raw, &mut batch).unwrap();
+            first = false;
+            collect(&batch, &buf, &mut got);
+            match status {
+                ReadStatus::More => {}
+                ReadStatus::Eof => return got,
+                ReadStatus::Truncated => panic!("unexpected truncation"),
+            }
+        }
+    }
+
+    fn texts(b: &Read) -> Vec<(&[u8], u64, u64, bool)> {
         b.entries
             .iter()
-            .map(|e| (e.bytes.as_slice(), e.start, e.end, e.truncated))
+            .map(|(t, s, e, tr)| (t.as_slice(), *s, *e, *tr))
             .collect()
     }
 
@@ -441,6 +581,38 @@ mod tests {
     }
 
     #[test]
+    fn lines_whole_in_one_read_point_into_the_buffer_with_the_same_rules() {
+        let mut bytes = b"first\r\n\nsecond\n".to_vec();
+        bytes.extend_from_slice(&[b'y'; 30]);
+        bytes.extend_from_slice(b"\r\npart");
+        let (_f, mut r) = reader_over(&bytes, 10);
+        let mut batch = Batch::default();
+        let mut buf = vec![0u8; 4096];
+        assert_eq!(
+            r.read(&mut buf, true, &Raw, &mut batch).unwrap(),
+            ReadStatus::More
+        );
+        let mut got = Read::default();
+        collect(&batch, &buf, &mut got);
+        assert_eq!(
+            texts(&got),
+            vec![
+                (&b"first"[..], 0, 7, false),
+                (&b"second"[..], 8, 15, false),
+                (&b"yyyyyyyyyy"[..], 15, 47, true),
+            ]
+        );
+        assert!(
+            batch.owned.is_empty(),
+            "whole lines are not copied out of the read buffer"
+        );
+        assert_eq!(batch.lines, 4);
+        // Registered entries move the checkpoint; with a partial line pending nothing
+        // more is settled.
+        assert_eq!(batch.settled, None);
+    }
+
+    #[test]
     fn leading_nuls_are_skipped_and_settled() {
         let mut bytes = vec![0u8; 100];
         bytes.extend_from_slice(b"after\0hole\n");
@@ -459,7 +631,7 @@ mod tests {
         let mut out = Batch::default();
         let mut buf = vec![0u8; 64];
         assert_eq!(
-            r.read(&mut buf, u64::MAX, &Raw, &mut out).unwrap(),
+            r.read(&mut buf, true, &Raw, &mut out).unwrap(),
             ReadStatus::Truncated
         );
         assert_eq!(r.offset(), 0);
@@ -469,7 +641,9 @@ mod tests {
     fn finish_ships_the_last_line_without_newline() {
         let (_f, mut r) = reader_over(b"a\nlast", 100);
         let mut out = read_all(&mut r);
-        r.finish(&Raw, &mut out);
+        let mut batch = Batch::default();
+        r.finish(&Raw, &mut batch);
+        collect(&batch, &[], &mut out);
         assert_eq!(
             texts(&out),
             vec![(&b"a"[..], 0, 2, false), (&b"last"[..], 2, 6, false)]

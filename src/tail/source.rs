@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use logship_parsers::{Entry, Parser};
+use logship_parsers::Parser;
 
 use crate::pipeline::heartbeat;
 use crate::pipeline::{FileId, FileRecord, Origin, QueueSender, queue::SendError};
@@ -21,13 +21,15 @@ use super::SourceSpec;
 use super::ack::AckTracker;
 use super::config::{ReadFrom, TailConfig};
 use super::discover::Patterns;
-use super::reader::{Batch, FileReader, Key};
+use super::reader::{Batch, EntryAt, FileReader, Key};
 use super::store::CheckpointStore;
 use super::watcher::{DirWatcher, Wake};
 
 /// Bytes read from one file before the others get a turn.
-const READ_BUDGET: u64 = 1024 * 1024;
-const READ_BUF: usize = 64 * 1024;
+const READ_BUDGET: u64 = 2 * 1024 * 1024;
+/// One `read` syscall's worth: large enough that syscalls and per-read bookkeeping are
+/// a small share, small enough that the bytes are still in cache when framed and parsed.
+const READ_BUF: usize = 256 * 1024;
 /// How often a source blocked on a full queue looks for a stop request.
 const SEND_POLL: Duration = Duration::from_millis(100);
 /// A tailer waiting for file events counts as alive until its wait's end plus this.
@@ -38,6 +40,7 @@ const HEARTBEAT_SLACK: Duration = Duration::from_secs(5);
 pub struct SourceCounters {
     /// Newline-terminated lines read.
     pub lines: AtomicU64,
+    /// Bytes read.
     pub bytes: AtomicU64,
     /// Records handed to the queue.
     pub records: AtomicU64,
@@ -60,8 +63,9 @@ pub(crate) enum Control {
     Stop,
 }
 
-/// Stop was requested (or the queue's reader is gone) while records were being sent.
-struct Stopped;
+/// Records could not be queued: a stop was requested, or the queue's reader is gone, while
+/// the source waited to send. The source thread then ends.
+struct SendAborted;
 
 pub(crate) struct SourceWorker {
     spec: SourceSpec,
@@ -82,7 +86,12 @@ pub(crate) struct SourceWorker {
     /// Paths that failed, with the error kind logged (one log line per change).
     failed: HashMap<PathBuf, io::ErrorKind>,
     claim_warned: HashSet<Key>,
+    /// The read buffer; a turn's entries point into it until delivered.
     buf: Vec<u8>,
+    /// Reused by every read so its entry list and text keep their capacity.
+    batch: Batch,
+    /// Reused by every delivery.
+    records: Vec<FileRecord>,
     stopping: bool,
 }
 
@@ -115,6 +124,8 @@ impl SourceWorker {
             failed: HashMap::new(),
             claim_warned: HashSet::new(),
             buf: vec![0; READ_BUF],
+            batch: Batch::default(),
+            records: Vec::new(),
             stopping: false,
         }
     }
@@ -273,7 +284,7 @@ impl SourceWorker {
             match self.read_turn(key) {
                 Ok(true) => self.mark_ready(key),
                 Ok(false) => {}
-                Err(Stopped) => {
+                Err(SendAborted) => {
                     self.stopping = true;
                     return;
                 }
@@ -293,8 +304,9 @@ impl SourceWorker {
         id: FileId,
         path: &Arc<str>,
         size: u64,
-        batch: Batch,
-    ) -> Result<(), Stopped> {
+        batch: &Batch,
+        read: &[u8],
+    ) -> Result<(), SendAborted> {
         let c = &self.counters;
         c.lines.fetch_add(batch.lines, Ordering::Relaxed);
         c.bytes.fetch_add(batch.bytes, Ordering::Relaxed);
@@ -303,15 +315,13 @@ impl SourceWorker {
         }
         let now = jiff::Timestamp::now();
         let mut time = self.readers.get(&key).and_then(|r| r.time).unwrap_or(now);
-        let records: Vec<FileRecord> = batch
-            .entries
-            .iter()
-            .map(|e| {
-                let rec = self.record(e, id, path, time, now);
-                time = rec.record.timestamp;
-                rec
-            })
-            .collect();
+        let mut records = std::mem::take(&mut self.records);
+        records.clear();
+        records.extend(batch.entries.iter().map(|e| {
+            let rec = self.record(batch.text(read, e), e, id, path, time, now);
+            time = rec.record.timestamp;
+            rec
+        }));
         if let Some(r) = self.readers.get_mut(&key) {
             r.time = Some(time);
         }
@@ -331,29 +341,36 @@ impl SourceWorker {
                 a.skip(s);
             }
         });
-        for rec in records {
+        let mut sent = 0u64;
+        let mut result = Ok(());
+        for rec in records.drain(..) {
             let start = rec.origin.start;
             if self.send(rec).is_err() {
                 self.shared
                     .tracker
                     .update(id, size, |a| a.unregister_from(start));
-                return Err(Stopped);
+                result = Err(SendAborted);
+                break;
             }
-            self.counters.records.fetch_add(1, Ordering::Relaxed);
+            sent += 1;
         }
-        Ok(())
+        records.clear();
+        self.records = records;
+        self.counters.records.fetch_add(sent, Ordering::Relaxed);
+        result
     }
 
     /// The record of one entry; `carried` is its timestamp if it has none of its own.
     fn record(
         &self,
-        e: &Entry,
+        text: &[u8],
+        e: &EntryAt,
         id: FileId,
         path: &Arc<str>,
         carried: jiff::Timestamp,
         now: jiff::Timestamp,
     ) -> FileRecord {
-        let mut record = self.parser.record(&e.bytes, &self.spec.context, carried);
+        let mut record = self.parser.record(text, &self.spec.context, carried);
         record.read_at = now;
         if e.truncated {
             record.set_field(super::TRUNCATED_FIELD, "true");
@@ -371,11 +388,11 @@ impl SourceWorker {
     }
 
     /// Queues one record, waiting while the queue is full; gives up on a stop request.
-    fn send(&mut self, mut rec: FileRecord) -> Result<(), Stopped> {
+    fn send(&mut self, mut rec: FileRecord) -> Result<(), SendAborted> {
         loop {
             match self.queue.send_timeout(rec, SEND_POLL) {
                 Ok(()) => return Ok(()),
-                Err(SendError::Closed(_)) => return Err(Stopped),
+                Err(SendError::Closed(_)) => return Err(SendAborted),
                 Err(SendError::Full(r)) => {
                     // Waiting for room is alive: the sink's thread answers for the wait.
                     heartbeat::beat();
@@ -383,7 +400,7 @@ impl SourceWorker {
                     if let Ok(Control::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) =
                         self.control.try_recv()
                     {
-                        return Err(Stopped);
+                        return Err(SendAborted);
                     }
                 }
             }

@@ -3,9 +3,11 @@
 //! carried time must be durable before an entry stamped with it is shipped.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
+
+use crate::pipeline::heartbeat;
 
 use super::ack::AckTracker;
 use super::checkpoint::{Checkpoint, CheckpointError, Checkpointer};
@@ -52,15 +54,24 @@ impl CheckpointStore {
     }
 }
 
+/// A checkpoint thread waiting for its next round counts as alive until then plus this.
+const HEARTBEAT_SLACK: Duration = Duration::from_secs(5);
+
 /// Saves whenever an offset moved, and once more when told to stop.
+///
+/// The thread beats like the source threads: it is alive while it waits for the next round
+/// and after each save, so a save wedged in `fsync` (a dead disk or network filesystem)
+/// stops the watchdog ping instead of silently freezing every checkpoint.
 pub(crate) fn checkpoint_loop(
     store: &CheckpointStore,
     interval: Duration,
     stop: &Receiver<()>,
 ) -> Result<(), CheckpointError> {
+    let _alive = heartbeat::register_current("tail:checkpoints");
     let mut seen_changes = 0;
     let mut failing = false;
     loop {
+        heartbeat::waiting_until(Instant::now() + interval + HEARTBEAT_SLACK);
         let stopping = !matches!(
             stop.recv_timeout(interval),
             Err(crossbeam_channel::RecvTimeoutError::Timeout)
@@ -71,7 +82,10 @@ pub(crate) fn checkpoint_loop(
             continue;
         }
         seen_changes = changes;
-        match store.save() {
+        heartbeat::beat();
+        let saved = store.save();
+        heartbeat::beat();
+        match saved {
             Ok(()) => {
                 if failing {
                     tracing::info!(path = %store.path().display(), "checkpoints written again");

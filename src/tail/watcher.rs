@@ -28,6 +28,7 @@ pub enum Wake {
     Rescan,
 }
 
+/// The inotify watches of one source's directories, or polling where inotify cannot watch.
 pub struct DirWatcher {
     source: Arc<str>,
     watcher: Option<RecommendedWatcher>,
@@ -41,6 +42,7 @@ pub struct DirWatcher {
 }
 
 impl DirWatcher {
+    /// A watcher for the source named `source` (used in logs), watching nothing yet.
     pub fn new(source: Arc<str>) -> Self {
         let (tx, wakes) = crossbeam_channel::bounded(WAKE_CAPACITY);
         let overflow = Arc::new(AtomicBool::new(false));
@@ -70,6 +72,7 @@ impl DirWatcher {
         }
     }
 
+    /// Where file and directory events arrive.
     pub fn wakes(&self) -> &Receiver<Wake> {
         &self.wakes
     }
@@ -84,14 +87,17 @@ impl DirWatcher {
         !self.polled.is_empty() || !self.missing.is_empty()
     }
 
+    /// Directories that are polled because inotify could not watch them.
     pub fn polled(&self) -> impl Iterator<Item = &PathBuf> {
         self.polled.iter()
     }
 
+    /// Root directories that do not exist yet.
     pub fn missing(&self) -> impl Iterator<Item = &PathBuf> {
         self.missing.iter()
     }
 
+    /// Whether `dir` has an inotify watch.
     pub fn is_watched(&self, dir: &Path) -> bool {
         self.watched.contains(dir) || self.polled.contains(dir)
     }

@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use super::super::ack::Refused;
 use super::super::reader::{Batch, FileReader, Key, OpenError, ReadStatus};
-use super::{READ_BUDGET, SourceWorker, Stopped};
+use super::{READ_BUDGET, SendAborted, SourceWorker};
 use crate::pipeline::heartbeat;
 
 impl SourceWorker {
@@ -329,32 +329,57 @@ impl SourceWorker {
         }
     }
 
-    /// One turn of reading `key`. Ok(true) if it has more to read.
-    pub(super) fn read_turn(&mut self, key: Key) -> Result<bool, Stopped> {
+    /// One turn of reading `key`, up to [`READ_BUDGET`] bytes. Ok(true) if it has more to
+    /// read.
+    pub(super) fn read_turn(&mut self, key: Key) -> Result<bool, SendAborted> {
+        // Taken for the turn: the batch's entries point into the buffer until delivered.
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut batch = std::mem::take(&mut self.batch);
+        let result = self.read_turn_into(key, &mut buf, &mut batch);
+        self.buf = buf;
+        self.batch = batch;
+        result
+    }
+
+    fn read_turn_into(
+        &mut self,
+        key: Key,
+        buf: &mut [u8],
+        batch: &mut Batch,
+    ) -> Result<bool, SendAborted> {
         if !self.prepare(key) {
             return Ok(false);
         }
         let parser = Arc::clone(&self.parser);
+        let mut done = 0u64;
+        let mut first = true;
         loop {
             heartbeat::beat();
             let Some(r) = self.readers.get_mut(&key) else {
                 return Ok(false);
             };
-            let mut batch = Batch::default();
+            batch.clear();
             // Taken before the read: a read that finds the file truncated forgets it.
             let id = r.id;
-            let status = r.read(&mut self.buf, READ_BUDGET, parser.as_ref(), &mut batch);
+            let status = r.read(buf, first, parser.as_ref(), batch);
+            first = false;
+            done += batch.bytes;
             let (path, pending) = (Arc::clone(&r.path_str), r.has_pending_entry());
-            let size = r.size().ok().flatten().unwrap_or_else(|| r.offset());
+            // Mid-file the offset is a fine lower bound of the size; at the end, ask.
+            let size = match status {
+                Ok(ReadStatus::More) => r.offset(),
+                _ => r.size().ok().flatten().unwrap_or_else(|| r.offset()),
+            };
             if pending {
                 self.timed.insert(key);
             }
             if let Some(id) = id {
-                self.deliver(key, id, &path, size, batch)?;
+                self.deliver(key, id, &path, size, batch, buf)?;
             }
             match status {
                 Ok(ReadStatus::Eof) => return Ok(false),
-                Ok(ReadStatus::More) => return Ok(true),
+                Ok(ReadStatus::More) if done >= READ_BUDGET => return Ok(true),
+                Ok(ReadStatus::More) => {}
                 Ok(ReadStatus::Truncated) => {
                     tracing::info!(source = %self.spec.name, file = %path, "file truncated (copytruncate); reading it again from the start");
                     if let Some(old) = id {
@@ -379,6 +404,7 @@ impl SourceWorker {
                     if !self.prepare(key) {
                         return Ok(false);
                     }
+                    first = true;
                 }
                 Err(e) => {
                     let p = PathBuf::from(path.as_ref());
@@ -470,7 +496,7 @@ impl SourceWorker {
                 let (id, path) = (r.id, Arc::clone(&r.path_str));
                 let size = r.offset();
                 if let Some(id) = id {
-                    if self.deliver(key, id, &path, size, batch).is_err() {
+                    if self.deliver(key, id, &path, size, &batch, &[]).is_err() {
                         self.stopping = true;
                         return;
                     }
@@ -492,7 +518,7 @@ impl SourceWorker {
                         match self.read_turn(key) {
                             Ok(true) => continue,
                             Ok(false) => break,
-                            Err(Stopped) => {
+                            Err(SendAborted) => {
                                 self.stopping = true;
                                 return;
                             }
@@ -529,7 +555,7 @@ impl SourceWorker {
                 let offset = r.offset();
                 // deliver finds the reader (and its carried time) by key: put it back.
                 self.readers.insert(key, r);
-                if self.deliver(key, id, &path, offset, batch).is_err() {
+                if self.deliver(key, id, &path, offset, &batch, &[]).is_err() {
                     self.stopping = true;
                 }
                 let Some(back) = self.readers.remove(&key) else {
