@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use logship::parsers::raw::Raw;
 use logship::parsers::{Format, FormatSpec, Level, ParseError, Parsed, Parser};
 use logship::pipeline::queue::{self, RecvError};
 use logship::pipeline::{Route, Table};
@@ -27,21 +28,6 @@ use logship::tail::{Checkpointer, ParserSpec, SourceSpec, TailConfig, Tailer};
 
 mod tail_peer;
 
-struct Raw;
-
-impl Parser for Raw {
-    fn parse<'a>(&'a self, entry: &'a [u8]) -> Result<Parsed<'a>, ParseError> {
-        // `from_utf8` validates valid text much faster than the lossy decoder walks it.
-        let text = match std::str::from_utf8(entry) {
-            Ok(t) => std::borrow::Cow::Borrowed(t),
-            Err(_) => String::from_utf8_lossy(entry),
-        };
-        Ok(Parsed::new(None, Level::Info, text))
-    }
-    fn name(&self) -> &'static str {
-        "raw"
-    }
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

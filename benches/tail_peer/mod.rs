@@ -153,7 +153,7 @@ pub(crate) fn logship_side(dir: &Path) {
             match rx.recv_batch(1000, Duration::from_millis(100), Duration::ZERO) {
                 Ok(unit) => {
                     for rec in &unit {
-                        w.write_all(rec.record.message.as_bytes()).unwrap();
+                        w.write_all(rec.record.message().as_bytes()).unwrap();
                         w.write_all(b"\n").unwrap();
                     }
                     acks.ack_records(&unit);

@@ -12,6 +12,7 @@ pub mod multiline;
 pub mod nginx;
 pub mod nginx_error;
 pub mod postgres;
+pub mod raw;
 pub mod record;
 pub mod syslog;
 pub mod time;

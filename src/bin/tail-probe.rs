@@ -12,25 +12,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use logship::parsers::raw::Raw;
 use logship::parsers::{Level, ParseError, Parsed, Parser};
 use logship::pipeline::queue::{self, RecvError};
 use logship::pipeline::{Route, Table};
 use logship::tail::{Checkpointer, ParserSpec, ReadFrom, SourceSpec, TailConfig, Tailer};
 
-struct Raw;
-
-impl Parser for Raw {
-    fn parse<'a>(&'a self, entry: &'a [u8]) -> Result<Parsed<'a>, ParseError> {
-        Ok(Parsed::new(
-            None,
-            Level::Info,
-            String::from_utf8_lossy(entry),
-        ))
-    }
-    fn name(&self) -> &'static str {
-        "raw"
-    }
-}
 
 /// Prints each event as `LEVEL message key=value ...` on stderr.
 struct StderrLog;

@@ -479,22 +479,10 @@ fn strip_cr(line: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use logship_parsers::raw::Raw;
     use logship_parsers::{Level, ParseError, Parsed};
     use std::io::Write;
 
-    struct Raw;
-    impl Parser for Raw {
-        fn parse<'a>(&'a self, entry: &'a [u8]) -> Result<Parsed<'a>, ParseError> {
-            Ok(Parsed::new(
-                None,
-                Level::Info,
-                String::from_utf8_lossy(entry),
-            ))
-        }
-        fn name(&self) -> &'static str {
-            "raw"
-        }
-    }
 
     fn reader_over(bytes: &[u8], max: usize) -> (tempfile::NamedTempFile, FileReader) {
         let mut f = tempfile::NamedTempFile::new().unwrap();
