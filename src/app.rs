@@ -99,6 +99,8 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         let rx = rx.clone();
         Arc::new(move || rx.stats())
     };
+    let syslog = logship::source::syslog::spawn(&config.syslog, &tx)
+        .context("cannot start the syslog sources")?;
     let mut tailer = Tailer::start(
         config.tail.clone(),
         config.sources.clone(),
@@ -124,6 +126,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         queue: queue_stats,
         sink: Arc::clone(&progress),
         own_records_skipped: Arc::clone(&shared.own_skipped),
+        syslog: syslog.stats(),
     };
     let _http = if config.metrics.enabled {
         Some(start_http(
@@ -160,12 +163,14 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     while !shared.ready() && Instant::now() < ready_by && !shared.fatal() {
         match signals.recv_timeout(Duration::from_millis(100)) {
             Ok(Signal::Shutdown) => {
+                syslog.stop();
                 return Ok(shutdown(tailer, sink_thread, &stop, &shared, &config));
             }
             Ok(Signal::Reload) | Err(_) => {}
         }
     }
     if shared.fatal() {
+        syslog.stop();
         return Ok(fail(tailer, sink_thread));
     }
     let mut status = StatusLine::new(probes.tail.clone());
@@ -188,6 +193,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if shared.fatal() {
+            syslog.stop();
             return Ok(fail(tailer, sink_thread));
         }
         // The ping proves every long-running thread alive, not just this one.
@@ -204,6 +210,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             last_status = Instant::now();
         }
     }
+    syslog.stop(); // listeners stop first: their queue senders go, then the queue drains
     Ok(shutdown(tailer, sink_thread, &stop, &shared, &config))
 }
 
@@ -235,6 +242,7 @@ fn reload(path: &Path, current: &mut Config, tailer: &mut TailerHandle) {
         ("batch", current.batch != new.batch),
         ("metrics", current.metrics != new.metrics),
         ("tail", current.tail != new.tail),
+        ("syslog sources", current.syslog != new.syslog),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))
