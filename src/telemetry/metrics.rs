@@ -179,10 +179,10 @@ impl Collector for AgentCollector {
         )?;
         let syslog = self.0.syslog.snapshot();
         let (mut received, mut dropped) = (Vec::new(), Vec::new());
-        for (source, transport, r, d) in &syslog {
-            let labels = vec![("source", source.as_str()), ("transport", *transport)];
-            received.push((labels.clone(), *r));
-            dropped.push((labels, *d));
+        for l in &syslog {
+            let labels = vec![("source", l.source.as_str()), ("transport", l.transport)];
+            received.push((labels.clone(), l.received));
+            dropped.push((labels, l.dropped));
         }
         counter(
             &mut enc,

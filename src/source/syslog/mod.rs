@@ -193,36 +193,57 @@ pub(crate) struct Counters {
     dropped: AtomicU64,
 }
 
-/// What the syslog listeners counted: `(source, transport, received, dropped)`, for
-/// `/metrics`. Cheap to clone.
+/// What one listener counted, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerCounts {
+    /// The source's name.
+    pub source: String,
+    /// `udp`, `tcp` or `unix`.
+    pub transport: &'static str,
+    /// Messages received.
+    pub received: u64,
+    /// Messages dropped (UDP: the buffer was full; any: held at shutdown).
+    pub dropped: u64,
+}
+
+#[derive(Debug)]
+struct Listener {
+    source: String,
+    transport: &'static str,
+    counters: Arc<Counters>,
+}
+
+/// The syslog listeners' counters. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct SyslogStats {
-    counters: Arc<Mutex<Vec<(String, &'static str, Arc<Counters>)>>>,
+    listeners: Arc<Mutex<Vec<Listener>>>,
 }
 
 impl SyslogStats {
     fn add(&self, source: &str, transport: &'static str) -> Arc<Counters> {
-        let c = Arc::new(Counters::default());
-        self.counters
+        let counters = Arc::new(Counters::default());
+        self.listeners
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((source.to_owned(), transport, Arc::clone(&c)));
-        c
+            .push(Listener {
+                source: source.to_owned(),
+                transport,
+                counters: Arc::clone(&counters),
+            });
+        counters
     }
 
-    /// `(source, transport, messages received, messages dropped)` per listener.
-    pub fn snapshot(&self) -> Vec<(String, &'static str, u64, u64)> {
-        self.counters
+    /// The counts of every listener.
+    pub fn snapshot(&self) -> Vec<ListenerCounts> {
+        self.listeners
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .map(|(s, t, c)| {
-                (
-                    s.clone(),
-                    *t,
-                    c.received.load(Ordering::Relaxed),
-                    c.dropped.load(Ordering::Relaxed),
-                )
+            .map(|l| ListenerCounts {
+                source: l.source.clone(),
+                transport: l.transport,
+                received: l.counters.received.load(Ordering::Relaxed),
+                dropped: l.counters.dropped.load(Ordering::Relaxed),
             })
             .collect()
     }
