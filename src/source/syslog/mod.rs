@@ -515,3 +515,92 @@ impl Emitter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{Config, ConfigFile};
+
+    fn load(text: &str) -> Result<Config, String> {
+        let file = ConfigFile::from_text(Path::new("/main.toml"), text, |_| None).unwrap();
+        Config::from_files(&[file]).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_syslog_source_is_validated_into_its_listeners() {
+        let c = load(
+            "[[source]]\nname = \"net\"\ntype = \"syslog\"\nudp = \"127.0.0.1:5514\"\n\
+             unix = \"/run/logship/syslog.sock\"\nttl = \"7d\"\n\n\
+             [[source]]\nname = \"files\"\npaths = [\"/x\"]\nformat = \"syslog\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.sources.len(), 1);
+        assert_eq!(c.syslog.len(), 1);
+        let s = &c.syslog[0];
+        assert_eq!(s.udp, Some("127.0.0.1:5514".parse().unwrap()));
+        assert_eq!(s.tcp, None);
+        assert_eq!(s.max_connections, super::DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(s.route.table.name(), "infrastructure_logs");
+        assert_eq!(
+            s.route.ttl,
+            Some(std::time::Duration::from_secs(7 * 86_400))
+        );
+    }
+
+    #[test]
+    fn keys_of_the_other_type_are_refused_at_their_line() {
+        let e = load("[[source]]\nname = \"net\"\ntype = \"syslog\"\ntcp = \"127.0.0.1:1\"\npaths = [\"/x\"]\n")
+            .unwrap_err();
+        assert!(
+            e.starts_with(
+                "/main.toml:5:1: source[net].paths: is not a key of a type = \"syslog\" source"
+            ),
+            "{e}"
+        );
+        let e = load("[[source]]\nname = \"f\"\npaths = [\"/x\"]\nformat = \"syslog\"\nudp = \"127.0.0.1:1\"\n")
+            .unwrap_err();
+        assert!(
+            e.starts_with("/main.toml:5:1: source[f].udp: is a key of type = \"syslog\" sources"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let base = "[[source]]\nname = \"net\"\ntype = \"syslog\"\n";
+        let cases = [
+            (
+                "",
+                "source[net].type: a syslog source needs udp, tcp or unix",
+            ),
+            (
+                "udp = \"localhost\"\n",
+                "source[net].udp: \"localhost\" is not an address",
+            ),
+            (
+                "unix = \"rel.sock\"\n",
+                "source[net].unix: rel.sock must be an absolute path",
+            ),
+            (
+                "tcp = \"127.0.0.1:1\"\nmax_connections = 0\n",
+                "source[net].max_connections: must be at least 1",
+            ),
+            (
+                "tcp = \"127.0.0.1:1\"\nmax_message_bytes = 10\n",
+                "source[net].max_message_bytes: must be from 64",
+            ),
+            (
+                "tcp = \"127.0.0.1:1\"\ntimezone = \"Mars/Base\"\n",
+                "source[net].timezone:",
+            ),
+        ];
+        for (keys, want) in cases {
+            let e = load(&format!("{base}{keys}")).unwrap_err();
+            assert!(e.contains(want), "{keys:?}: {e}");
+        }
+        let e = load("[[source]]\nname = \"net\"\ntype = \"pigeon\"\n").unwrap_err();
+        assert!(e.starts_with("/main.toml:3:"), "{e}");
+        assert!(e.contains("unknown variant `pigeon`"), "{e}");
+    }
+}
