@@ -210,10 +210,15 @@ fn connection(mut socket: TcpStream, e: &Emitter, peer: &str) {
     let mut framer = Framer::new(e.max_bytes);
     let mut buf = vec![0_u8; 64 * 1024];
     let mut stopped = false;
+    // Only a close by the peer ends the last message; a stop of the agent does not.
+    let mut closed = false;
     while !stopped && !e.stopping() {
         heartbeat::beat();
         match socket.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => {
+                closed = true;
+                break;
+            }
             Ok(n) => framer.push(&buf[..n], |m, f| {
                 if !stopped && e.emit(&mut stream, m, f, Mode::Wait).is_err() {
                     stopped = true;
@@ -222,11 +227,12 @@ fn connection(mut socket: TcpStream, e: &Emitter, peer: &str) {
             Err(err) if idle(&err) => {}
             Err(err) => {
                 tracing::debug!(error = %err, peer, "syslog tcp connection failed");
+                closed = true;
                 break;
             }
         }
     }
-    if !stopped {
+    if closed && !stopped {
         framer.finish(|m, f| {
             let _ = e.emit(&mut stream, m, f, Mode::Wait);
         });
