@@ -108,6 +108,8 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         let rx = rx.clone();
         Arc::new(move || rx.stats())
     };
+    let syslog = logship::source::syslog::spawn(&config.syslog, &tx)
+        .context("cannot start the syslog sources")?;
     let mut tailer = Tailer::start(
         config.tail.clone(),
         config.sources.clone(),
@@ -133,6 +135,7 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         queue: queue_stats,
         sink: Arc::clone(&progress),
         own_records_skipped: Arc::clone(&state.own_skipped),
+        syslog: syslog.stats(),
     };
     let _http = if config.metrics.enabled {
         Some(start_http(
@@ -169,12 +172,14 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     while !state.ready() && Instant::now() < ready_by && !state.fatal() {
         match signals.recv_timeout(Duration::from_millis(100)) {
             Ok(Signal::Shutdown) => {
+                syslog.stop();
                 return Ok(shutdown(tailer, sink_thread, &stop, &state, &config));
             }
             Ok(Signal::Reload) | Err(_) => {}
         }
     }
     if state.fatal() {
+        syslog.stop();
         return Ok(fail(tailer, sink_thread));
     }
     let mut status = StatusLine::new(probes.tail.clone());
@@ -197,6 +202,7 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if state.fatal() {
+            syslog.stop();
             return Ok(fail(tailer, sink_thread));
         }
         // The ping proves every long-running thread alive, not just this one.
@@ -213,6 +219,7 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             last_status = Instant::now();
         }
     }
+    syslog.stop(); // listeners stop first: their queue senders go, then the queue drains
     Ok(shutdown(tailer, sink_thread, &stop, &state, &config))
 }
 

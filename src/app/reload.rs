@@ -29,6 +29,7 @@ pub(super) fn reload(path: &Path, current: &mut Config, tailer: &mut TailerHandl
         ("batch", current.batch != new.batch),
         ("metrics", current.metrics != new.metrics),
         ("tail", current.tail != new.tail),
+        ("syslog sources", current.syslog != new.syslog),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))

@@ -21,7 +21,7 @@ pub use crate::duration;
 pub use crate::pipeline::batch::BatchConfig;
 pub use agent::{AgentConfig, BufferConfig, MetricsConfig};
 pub use load::{ConfigError, ConfigFile, ConfigWarning};
-pub use source::SourceConfig;
+pub use source::{SourceConfig, SourceKind};
 
 use crate::limits;
 use crate::pipeline::Route;
@@ -125,6 +125,8 @@ pub struct Config {
     pub sink: SinkConfig,
     /// The `[[source]]`s, their globs compiled and their limits checked.
     pub sources: Vec<SourceSpec>,
+    /// The `[[source]] type = "syslog"` listeners.
+    pub syslog: Vec<crate::source::syslog::SyslogSpec>,
     /// The files it was read from, main file first.
     pub files: Vec<PathBuf>,
     /// `[agent] host`, or the kernel's host name.
@@ -190,7 +192,7 @@ impl Config {
                     ConfigError::at(&files[0].path, 1, "", e.message().to_owned())
                 })?;
         let host = raw.agent.host.clone().unwrap_or_else(crate::host::hostname);
-        let sources = validate_sources(&raw.sources, &origins, &host)?;
+        let (sources, syslog) = validate_sources(&raw.sources, &origins, &host)?;
         validate_agent(&raw, files)?;
         validate_tail(&raw.tail, files)?;
         Ok(Config {
@@ -203,6 +205,7 @@ impl Config {
             serve: raw.serve.clone(),
             sink: raw.sink.clone(),
             sources,
+            syslog,
             files: files.iter().map(|f| f.path.clone()).collect(),
             host,
             warnings: deprecations(files),
@@ -387,7 +390,7 @@ fn validate_sources(
     sources: &[SourceConfig],
     origins: &[SourceOrigin],
     host: &str,
-) -> Result<Vec<SourceSpec>, ConfigError> {
+) -> Result<(Vec<SourceSpec>, Vec<crate::source::syslog::SyslogSpec>), ConfigError> {
     let fallback = SourceOrigin {
         file: PathBuf::from("<config>"),
         line: 1,
@@ -395,6 +398,7 @@ fn validate_sources(
     };
     let mut seen: HashMap<&str, &SourceOrigin> = HashMap::new();
     let mut specs = Vec::with_capacity(sources.len());
+    let mut syslog = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         let origin = origins.get(i).unwrap_or(&fallback);
         let err = |key: &str, msg: String| {
@@ -422,6 +426,14 @@ fn validate_sources(
                     first.line_of("name")
                 ),
             ));
+        }
+        if source.kind == SourceKind::Syslog {
+            let spec = crate::source::syslog::SyslogSpec::validate(source, &origin.keys, host);
+            syslog.push(spec.map_err(|(key, msg)| err(&key, msg))?);
+            continue;
+        }
+        if let Some(key) = crate::source::syslog::only_syslog_key(&origin.keys) {
+            return Err(err(key, "is a key of type = \"syslog\" sources".into()));
         }
         if source.paths.is_empty() {
             return Err(err("paths", "needs at least one glob pattern".into()));
@@ -503,7 +515,7 @@ fn validate_sources(
         spec.exclude = exclude;
         specs.push(spec);
     }
-    Ok(specs)
+    Ok((specs, syslog))
 }
 
 #[cfg(test)]

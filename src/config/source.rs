@@ -1,5 +1,6 @@
 //! `[[source]]`: one group of log files, how to parse them and where their records go.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -7,21 +8,37 @@ use serde::{Deserialize, Serialize};
 use crate::pipeline::Table;
 use crate::tail::ReadFrom;
 
-/// One file source. Its name is the partition's first key part in Cassandra.
+/// What a `[[source]]` reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Log files (`paths`, `format`).
+    #[default]
+    File,
+    /// Syslog messages over the network (`udp`, `tcp`, `unix`): docs/syslog-network.md.
+    Syslog,
+}
+
+/// One source. Its name is the partition's first key part in Cassandra.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// Unique name (`nginx`, `syslog`, ...): the `source` column in Cassandra and the
     /// `source` label of metrics. Letters, digits, `-`, `_` and `.`.
     pub name: String,
+    /// `"file"` (default) or `"syslog"`.
+    #[serde(default, rename = "type")]
+    pub kind: SourceKind,
     /// Absolute glob patterns of the files to follow (`/var/log/nginx/*.log`).
     /// `*` stays within a directory, `**` crosses directories.
+    #[serde(default)]
     pub paths: Vec<String>,
     /// Globs to leave out. A pattern without `/` matches the file name (`*.gz`). Rotated,
     /// compressed files should be excluded; `*.gz` is always excluded.
     #[serde(default)]
     pub exclude: Vec<String>,
     /// `nginx`, `nginx-error`, `syslog`, `postgres`, `postgres-csv` or `postgres-json`.
+    #[serde(default)]
     pub format: String,
     /// nginx `log_format` string (format `nginx`); default `combined`.
     #[serde(default)]
@@ -67,6 +84,22 @@ pub struct SourceConfig {
     /// else `http_x_trace_id`.
     #[serde(default)]
     pub trace_id_field: Option<String>,
+    /// syslog: UDP address to listen on (`"127.0.0.1:5514"`). At most once.
+    #[serde(default)]
+    pub udp: Option<String>,
+    /// syslog: TCP address to listen on; RFC 6587 octet counting or newline framing.
+    #[serde(default)]
+    pub tcp: Option<String>,
+    /// syslog: path of a Unix datagram socket to create (`/run/logship/syslog.sock`).
+    #[serde(default)]
+    pub unix: Option<PathBuf>,
+    /// syslog: most TCP connections open at once; more wait to be accepted. Default 256.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// syslog: longest message kept, in bytes; a longer one is cut and its record gets
+    /// `truncated = "true"`. Default 65536.
+    #[serde(default)]
+    pub max_message_bytes: Option<usize>,
 }
 
 impl SourceConfig {

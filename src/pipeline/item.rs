@@ -18,6 +18,19 @@ pub struct FileId {
     pub fingerprint: u64,
 }
 
+impl FileId {
+    /// The `dev` of a network stream's identity (syslog over UDP, TCP, a Unix socket):
+    /// no file has it (Linux device numbers fit in 32 bits), so the acknowledgement path
+    /// tells stream records apart and skips them. `inode` is then the stream's id, random
+    /// per agent run, and an [`Origin`]'s `start` the record's sequence number in it.
+    pub const STREAM_DEV: u64 = u64::MAX;
+
+    /// Whether this identifies a network stream rather than a file (see [`Self::STREAM_DEV`]).
+    pub const fn is_stream(&self) -> bool {
+        self.dev == Self::STREAM_DEV
+    }
+}
+
 /// Where an entry lies: the file and its byte range. `end` is just past the entry's last
 /// newline: once the sink acknowledges the entry, reading may resume there.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -452,6 +452,10 @@ impl AckTracker {
     pub fn ack<'a>(&self, origins: impl IntoIterator<Item = &'a Origin>) {
         let mut files = self.lock_mut();
         for o in origins {
+            // Network streams have no checkpoint: nothing to look up.
+            if o.file.is_stream() {
+                continue;
+            }
             if let Some(known) = files.get_mut(&o.file) {
                 known.acks.ack(o.start, o.end);
             }

@@ -28,6 +28,8 @@ pub struct Probes {
     pub sink: Arc<Progress>,
     /// Records of the agent's own logs read back from a syslog file and not shipped.
     pub own_records_skipped: Arc<std::sync::atomic::AtomicU64>,
+    /// The syslog listeners' message and drop counters.
+    pub syslog: crate::source::syslog::SyslogStats,
 }
 
 impl fmt::Debug for Probes {
@@ -177,6 +179,25 @@ impl Collector for AgentCollector {
                     .own_records_skipped
                     .load(std::sync::atomic::Ordering::Relaxed),
             )],
+        )?;
+        let syslog = self.0.syslog.snapshot();
+        let (mut received, mut dropped) = (Vec::new(), Vec::new());
+        for l in &syslog {
+            let labels = vec![("source", l.source.as_str()), ("transport", l.transport)];
+            received.push((labels.clone(), l.received));
+            dropped.push((labels, l.dropped));
+        }
+        counter(
+            &mut enc,
+            "syslog_messages",
+            "Syslog messages received.",
+            &received,
+        )?;
+        counter(
+            &mut enc,
+            "syslog_dropped",
+            "Syslog messages dropped: UDP ones that found the buffer full; any held at shutdown while the buffer stayed full.",
+            &dropped,
         )?;
 
         let sink = &self.0.sink;
