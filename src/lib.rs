@@ -21,6 +21,8 @@ pub mod serve;
 pub mod signals;
 pub mod sink;
 #[cfg(feature = "agent")]
+pub mod source;
+#[cfg(feature = "agent")]
 pub mod tail;
 #[cfg(feature = "agent")]
 pub mod telemetry;

@@ -125,6 +125,8 @@ pub struct Config {
     pub sink: SinkConfig,
     /// The `[[source]]`s, their globs compiled and their limits checked.
     pub sources: Vec<SourceSpec>,
+    /// The `[[source]] type = "http"`s (not reloaded: they keep running as started).
+    pub http_sources: Vec<crate::source::http::HttpSourceSpec>,
     /// The files it was read from, main file first.
     pub files: Vec<PathBuf>,
     /// `[agent] host`, or the kernel's host name.
@@ -190,7 +192,7 @@ impl Config {
                     ConfigError::at(&files[0].path, 1, "", e.message().to_owned())
                 })?;
         let host = raw.agent.host.clone().unwrap_or_else(crate::host::hostname);
-        let sources = validate_sources(&raw.sources, &origins, &host)?;
+        let (sources, http_sources) = validate_sources(&raw.sources, &origins, &host)?;
         validate_agent(&raw, files)?;
         validate_tail(&raw.tail, files)?;
         Ok(Config {
@@ -203,6 +205,7 @@ impl Config {
             serve: raw.serve.clone(),
             sink: raw.sink.clone(),
             sources,
+            http_sources,
             files: files.iter().map(|f| f.path.clone()).collect(),
             host,
             warnings: deprecations(files),
@@ -387,7 +390,7 @@ fn validate_sources(
     sources: &[SourceConfig],
     origins: &[SourceOrigin],
     host: &str,
-) -> Result<Vec<SourceSpec>, ConfigError> {
+) -> Result<(Vec<SourceSpec>, Vec<crate::source::http::HttpSourceSpec>), ConfigError> {
     let fallback = SourceOrigin {
         file: PathBuf::from("<config>"),
         line: 1,
@@ -395,6 +398,7 @@ fn validate_sources(
     };
     let mut seen: HashMap<&str, &SourceOrigin> = HashMap::new();
     let mut specs = Vec::with_capacity(sources.len());
+    let mut http = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         let origin = origins.get(i).unwrap_or(&fallback);
         let err = |key: &str, msg: String| {
@@ -423,6 +427,13 @@ fn validate_sources(
                 ),
             ));
         }
+        if source.kind == source::SourceType::Http {
+            http.push(crate::source::http::HttpSourceSpec::validate(source, &err)?);
+            continue;
+        }
+        if let Some(key) = source.http_keys_set().first() {
+            return Err(err(key, "is for type = \"http\" sources".into()));
+        }
         if source.paths.is_empty() {
             return Err(err("paths", "needs at least one glob pattern".into()));
         }
@@ -430,6 +441,9 @@ fn validate_sources(
             if !p.starts_with('/') {
                 return Err(err("paths", format!("{p:?} must be an absolute path")));
             }
+        }
+        if source.format.is_empty() {
+            return Err(err("format", "a file source needs a format".into()));
         }
         let format: Format = source
             .format
@@ -503,7 +517,7 @@ fn validate_sources(
         spec.exclude = exclude;
         specs.push(spec);
     }
-    Ok(specs)
+    Ok((specs, http))
 }
 
 #[cfg(test)]

@@ -7,21 +7,41 @@ use serde::{Deserialize, Serialize};
 use crate::pipeline::Table;
 use crate::tail::ReadFrom;
 
-/// One file source. Its name is the partition's first key part in Cassandra.
+/// What a `[[source]]` reads: files (the default) or events posted over HTTP.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum SourceType {
+    /// Log files followed with inotify (`paths`, `format`).
+    #[default]
+    File,
+    /// `POST /events` on `listen` (see docs/sources.md); rows go to `application_logs`.
+    Http,
+}
+
+/// One source. Its name is the partition's first key part in Cassandra (file sources) and
+/// the `source` label of metrics. The keys after `trace_id_field` belong to `type =
+/// "http"` only; setting one on another type is a config error naming it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// Unique name (`nginx`, `syslog`, ...): the `source` column in Cassandra and the
     /// `source` label of metrics. Letters, digits, `-`, `_` and `.`.
     pub name: String,
+    /// `"file"` (default) or `"http"`.
+    #[serde(default, rename = "type")]
+    pub kind: SourceType,
     /// Absolute glob patterns of the files to follow (`/var/log/nginx/*.log`).
-    /// `*` stays within a directory, `**` crosses directories.
+    /// `*` stays within a directory, `**` crosses directories. Required for file sources.
+    #[serde(default)]
     pub paths: Vec<String>,
     /// Globs to leave out. A pattern without `/` matches the file name (`*.gz`). Rotated,
     /// compressed files should be excluded; `*.gz` is always excluded.
     #[serde(default)]
     pub exclude: Vec<String>,
     /// `nginx`, `nginx-error`, `syslog`, `postgres`, `postgres-csv` or `postgres-json`.
+    /// Required for file sources.
+    #[serde(default)]
     pub format: String,
     /// nginx `log_format` string (format `nginx`); default `combined`.
     #[serde(default)]
@@ -67,6 +87,65 @@ pub struct SourceConfig {
     /// else `http_x_trace_id`.
     #[serde(default)]
     pub trace_id_field: Option<String>,
+    /// HTTP: address and port `POST /events` listens on. Default `127.0.0.1:9881`.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// HTTP: file holding the bearer token clients must send (`Authorization: Bearer
+    /// ...`); read at start, must not be readable by group or others. Default: no token.
+    #[serde(default)]
+    pub token_file: Option<std::path::PathBuf>,
+    /// HTTP: PEM certificate chain; with `tls_key`, the source speaks HTTPS only.
+    #[serde(default)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// HTTP: PEM private key for `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// HTTP: largest request body, in bytes; larger ones are answered 413. Default 1048576.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// HTTP: most connections open at once; further ones are closed at accept. Default 1024.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// HTTP: a request's headers must arrive within this (`"10s"`), else the connection is
+    /// closed. Default 10 s.
+    #[serde(default, with = "crate::duration::option")]
+    pub header_timeout: Option<Duration>,
+    /// HTTP: a request's body must arrive within this once its headers have, else the
+    /// request is answered 408 and the connection closed. Default 30 s.
+    #[serde(default, with = "crate::duration::option")]
+    pub body_timeout: Option<Duration>,
+    /// HTTP: `"accepted"` (202 once queued; a crash loses what is queued) or `"written"`
+    /// (200 once Cassandra acknowledged). Default `"accepted"`.
+    #[serde(default)]
+    pub ack: Option<String>,
+    /// HTTP: with `ack = "written"`, the longest a request waits for Cassandra before it is
+    /// answered 504 (its events stay queued and are written later). Default 10 s.
+    #[serde(default, with = "crate::duration::option")]
+    pub write_timeout: Option<Duration>,
+    /// HTTP: events the source's own queue holds; when full, requests are answered 429.
+    /// Default 10000.
+    #[serde(default)]
+    pub queue_capacity: Option<usize>,
+}
+
+impl SourceConfig {
+    /// The keys only `type = "http"` takes that this source sets.
+    pub fn http_keys_set(&self) -> Vec<&'static str> {
+        let set = [
+            ("listen", self.listen.is_some()),
+            ("token_file", self.token_file.is_some()),
+            ("tls_cert", self.tls_cert.is_some()),
+            ("tls_key", self.tls_key.is_some()),
+            ("max_body_bytes", self.max_body_bytes.is_some()),
+            ("max_connections", self.max_connections.is_some()),
+            ("header_timeout", self.header_timeout.is_some()),
+            ("body_timeout", self.body_timeout.is_some()),
+            ("ack", self.ack.is_some()),
+            ("write_timeout", self.write_timeout.is_some()),
+            ("queue_capacity", self.queue_capacity.is_some()),
+        ];
+        set.iter().filter(|(_, on)| *on).map(|(k, _)| *k).collect()
+    }
 }
 
 impl SourceConfig {
