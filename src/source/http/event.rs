@@ -144,18 +144,26 @@ fn event(value: Value, defaults: &Defaults, now: jiff::Timestamp) -> Result<AppE
         None => Level::Info,
         Some(name) => Level::from_name(&name).ok_or_else(|| format!("unknown level {name:?}"))?,
     };
-    let timestamp = match take_string(&mut map, "timestamp")? {
-        None => now,
-        Some(t) => t
-            .parse::<jiff::Timestamp>()
-            .map_err(|e| format!("`timestamp` {t:?} is not RFC 3339: {e}"))?,
-    };
+    let timestamp = take_string(&mut map, "timestamp")?
+        .map(|t| {
+            t.parse::<jiff::Timestamp>()
+                .map_err(|e| format!("`timestamp` {t:?} is not RFC 3339: {e}"))
+        })
+        .transpose()?;
     let id = match map.remove("id") {
-        None | Some(Value::Null) => AppEvent::new_id(),
-        Some(Value::String(s)) => client_id(&service, &s),
-        Some(Value::Number(n)) => client_id(&service, &n.to_string()),
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(client_id(&service, &s)),
+        Some(Value::Number(n)) => Some(client_id(&service, &n.to_string())),
         Some(other) => return Err(format!("`id` must be a string, not {}", kind(&other))),
     };
+    // The row's key holds its time: a retry lands on the same row only with the same one.
+    if id.is_some() && timestamp.is_none() {
+        return Err(
+            "an event with `id` needs its `timestamp`, so a retry overwrites the same row".into(),
+        );
+    }
+    let id = id.unwrap_or_else(AppEvent::new_id);
+    let timestamp = timestamp.unwrap_or(now);
     let request_id = take_string(&mut map, "request_id")?;
     let trace_id = take_string(&mut map, "trace_id")?;
     let host = take_string(&mut map, "host")?.map_or_else(|| Arc::clone(&defaults.host), Arc::from);
@@ -248,11 +256,15 @@ mod tests {
     #[test]
     fn a_client_id_gives_the_same_row_id_every_time() {
         let now = jiff::Timestamp::now();
-        let body = br#"{"service":"a","message":"m","id":"order-7"}"#;
+        let body =
+            br#"{"service":"a","message":"m","id":"order-7","timestamp":"2026-01-02T03:04:05.123456Z"}"#;
         let a = parse(body, Framing::Json, &defaults(), now).unwrap();
         let b = parse(body, Framing::Json, &defaults(), now).unwrap();
         assert_eq!(a[0].id, b[0].id);
         assert_ne!(client_id("a", "order-7"), client_id("b", "order-7"));
+        let no_time = br#"{"service":"a","message":"m","id":"order-7"}"#;
+        let bad = parse(no_time, Framing::Json, &defaults(), now).unwrap_err();
+        assert!(bad[0].reason.contains("needs its `timestamp`"), "{bad:?}");
         let u = "6f1c1a52-3f6e-4c1e-9a55-0d6f1e2b7c11";
         assert_eq!(client_id("a", u).to_string(), u);
     }
