@@ -405,6 +405,131 @@ fn a_full_queue_answers_429_storage_down_answers_503_and_nothing_accepted_is_los
     assert!(agent.wait_exit(Duration::from_secs(40)).success());
 }
 
+/// The Python script the handler tests run: logs `N` records through the handler, half
+/// with the request id in a contextvar and half in `extra=`, then exits (the atexit hook
+/// flushes) printing the handler's counters as JSON.
+const PY_SCRIPT: &str = r#"
+import json, logging, sys
+sys.path.insert(0, sys.argv[1])
+from logship_handler import LogshipHandler, request_id
+
+url, n, capacity = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+handler = LogshipHandler(url, service="py-app", capacity=capacity, batch_size=100,
+                         flush_interval=0.2, timeout=2.0, max_retries=2, exit_timeout=3.0)
+log = logging.getLogger("py.app")
+log.setLevel(logging.DEBUG)
+log.addHandler(handler)
+for i in range(n):
+    if i % 2 == 0:
+        request_id.set(f"ctx-{i % 5}")
+        log.info("record %d", i, extra={"order": i, "tags": ["a", "b"]})
+    else:
+        request_id.set(None)
+        log.warning("record %d", i, extra={"order": i, "request_id": f"extra-{i % 3}"})
+print(json.dumps({"dropped": handler.dropped}), flush=True)
+handler.close()
+print(json.dumps({"dropped": handler.dropped, "sent": handler.sent, "failed": handler.failed}))
+"#;
+
+fn python() -> Option<std::path::PathBuf> {
+    support::prereq::require(support::prereq::find_tool("python3"))
+}
+
+fn run_python(url: &str, n: usize, capacity: usize) -> (std::process::Output, serde_json::Value) {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python");
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(PY_SCRIPT)
+        .arg(&examples)
+        .arg(url)
+        .arg(n.to_string())
+        .arg(capacity.to_string())
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let last = stdout.lines().last().unwrap_or("{}").to_owned();
+    let stats = serde_json::from_str(&last).unwrap_or_else(|e| {
+        panic!(
+            "python printed no counters ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, stats)
+}
+
+#[test]
+fn the_python_handler_ships_every_record_with_its_extra_fields_and_request_id() {
+    let Some(db) = Db::new("http_py") else {
+        return;
+    };
+    if python().is_none() {
+        return;
+    }
+    let setup = HttpAgent::config("h4", &db.cassandra_toml(), "", "");
+    let mut agent = setup.spawn();
+    let url = format!("http://127.0.0.1:{}/events", setup.port);
+    let n = 1000;
+    let (out, stats) = run_python(&url, n, 10_000);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stats["dropped"], 0, "{stats}");
+    assert_eq!(stats["sent"], n, "{stats}");
+    let rows = wait_app_rows(&db, "py-app", n);
+    std::thread::sleep(Duration::from_secs(1));
+    let rows = app_rows(&db, "py-app");
+    let counts = message_counts(&rows);
+    assert_eq!(rows.len(), n);
+    for r in &rows {
+        let i: usize = r.message["record ".len()..].parse().unwrap();
+        assert_eq!(counts[&r.message], 1, "{} twice", r.message);
+        let fields = r.fields.clone().unwrap_or_default();
+        assert_eq!(fields.get("order"), Some(&i.to_string()), "{r:?}");
+        assert_eq!(fields.get("logger").map(String::as_str), Some("py.app"));
+        if i % 2 == 0 {
+            assert_eq!(r.request_id, Some(format!("ctx-{}", i % 5)), "{r:?}");
+            assert_eq!(fields.get("tags").map(String::as_str), Some(r#"["a","b"]"#));
+            assert_eq!(r.level, "INFO");
+        } else {
+            assert_eq!(r.request_id, Some(format!("extra-{}", i % 3)), "{r:?}");
+            assert_eq!(r.level, "WARN");
+        }
+    }
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn the_python_handler_never_blocks_the_caller_when_the_agent_is_gone() {
+    if python().is_none() {
+        return;
+    }
+    // Nothing listens here: the worker's posts fail, the bounded queue fills, records are
+    // dropped and counted, and exit waits for at most exit_timeout (3 s) plus one attempt.
+    let url = format!("http://127.0.0.1:{}/events", agent::free_port());
+    let started = Instant::now();
+    let (out, stats) = run_python(&url, 5000, 100);
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let during: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    // The worker holds at most one batch of 100 and the queue 100: the rest was dropped.
+    assert!(during["dropped"].as_u64().unwrap() >= 4800, "{during}");
+    assert_eq!(stats["sent"], 0, "{stats}");
+    assert_eq!(
+        stats["dropped"].as_u64().unwrap() + stats["failed"].as_u64().unwrap(),
+        5000,
+        "every record is either dropped or failed, counted: {stats}"
+    );
+    assert!(took < Duration::from_secs(30), "the script took {took:?}");
+}
+
 /// What the HTTP source tests share: an agent with one `type = "http"` source, a raw
 /// HTTP/1.1 POST (the tests need to cut connections and send byte by byte, which a client
 /// library hides), and the `application_logs` rows of one service read back.
