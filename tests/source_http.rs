@@ -477,7 +477,7 @@ fn the_python_handler_ships_every_record_with_its_extra_fields_and_request_id() 
     );
     assert_eq!(stats["dropped"], 0, "{stats}");
     assert_eq!(stats["sent"], n, "{stats}");
-    let rows = wait_app_rows(&db, "py-app", n);
+    wait_app_rows(&db, "py-app", n);
     std::thread::sleep(Duration::from_secs(1));
     let rows = app_rows(&db, "py-app");
     let counts = message_counts(&rows);
@@ -545,21 +545,21 @@ mod source_http_support {
 
     /// One answer: status, raw head and body.
     #[derive(Debug, Clone)]
-    pub struct Post {
-        pub status: u16,
-        pub head: String,
-        pub body: String,
+    pub(crate) struct Post {
+        pub(crate) status: u16,
+        pub(crate) head: String,
+        pub(crate) body: String,
     }
 
     impl Post {
-        pub fn json(&self) -> serde_json::Value {
+        pub(crate) fn json(&self) -> serde_json::Value {
             serde_json::from_str(&self.body).unwrap_or_else(|e| {
                 panic!("answer {} is not JSON ({e}): {}", self.status, self.body)
             })
         }
 
         /// The value of header `name` (case-insensitive).
-        pub fn header(&self, name: &str) -> Option<String> {
+        pub(crate) fn header(&self, name: &str) -> Option<String> {
             self.head.lines().find_map(|l| {
                 let (n, v) = l.split_once(':')?;
                 n.trim()
@@ -569,7 +569,7 @@ mod source_http_support {
         }
 
         /// The ids the source assigned.
-        pub fn ids(&self) -> Vec<String> {
+        pub(crate) fn ids(&self) -> Vec<String> {
             self.json()["ids"]
                 .as_array()
                 .unwrap_or_else(|| panic!("no ids in {}", self.body))
@@ -580,7 +580,7 @@ mod source_http_support {
     }
 
     /// The bytes of `POST /events` with `body`.
-    pub fn request_bytes(
+    pub(crate) fn request_bytes(
         port: u16,
         body: &[u8],
         content_type: &str,
@@ -601,12 +601,12 @@ mod source_http_support {
     }
 
     /// Sends `POST /events` and reads the whole answer.
-    pub fn post(port: u16, body: &[u8], content_type: &str, token: Option<&str>) -> Post {
+    pub(crate) fn post(port: u16, body: &[u8], content_type: &str, token: Option<&str>) -> Post {
         try_post(port, body, content_type, token)
             .unwrap_or_else(|e| panic!("POST /events on 127.0.0.1:{port}: {e}"))
     }
 
-    pub fn try_post(
+    pub(crate) fn try_post(
         port: u16,
         body: &[u8],
         content_type: &str,
@@ -633,7 +633,7 @@ mod source_http_support {
     }
 
     /// NDJSON of `events`.
-    pub fn ndjson(events: &[serde_json::Value]) -> Vec<u8> {
+    pub(crate) fn ndjson(events: &[serde_json::Value]) -> Vec<u8> {
         let mut out = Vec::new();
         for e in events {
             out.extend_from_slice(e.to_string().as_bytes());
@@ -643,14 +643,14 @@ mod source_http_support {
     }
 
     /// A workspace whose agent has one http source on a free port with `keys` added.
-    pub struct HttpAgent {
-        pub ws: Workspace,
-        pub port: u16,
+    pub(crate) struct HttpAgent {
+        pub(crate) ws: Workspace,
+        pub(crate) port: u16,
     }
 
     impl HttpAgent {
         /// Writes the config: `cassandra` section, `extra` sections, the http source.
-        pub fn config(host: &str, cassandra: &str, extra: &str, keys: &str) -> HttpAgent {
+        pub(crate) fn config(host: &str, cassandra: &str, extra: &str, keys: &str) -> HttpAgent {
             let ws = Workspace::new(host);
             let port = free_port();
             let text = format!(
@@ -663,7 +663,7 @@ mod source_http_support {
         }
 
         /// Starts the agent and waits until it is ready and the source listens.
-        pub fn spawn(&self) -> Agent {
+        pub(crate) fn spawn(&self) -> Agent {
             let mut agent = self.ws.spawn(&[]);
             agent.wait_ready();
             agent.wait_log("http source listening", Duration::from_secs(10));
@@ -672,7 +672,7 @@ mod source_http_support {
     }
 
     /// Every `application_logs` row of `service` in `db`.
-    pub fn app_rows(db: &Db, service: &str) -> Vec<AppRow> {
+    pub(crate) fn app_rows(db: &Db, service: &str) -> Vec<AppRow> {
         let cql = format!("SELECT {APP_COLUMNS} FROM {}.application_logs", db.keyspace);
         db.rt
             .block_on(query_app(&db.session, &cql, ()))
@@ -682,7 +682,7 @@ mod source_http_support {
     }
 
     /// Waits until `service` has at least `n` rows; returns them.
-    pub fn wait_app_rows(db: &Db, service: &str, n: usize) -> Vec<AppRow> {
+    pub(crate) fn wait_app_rows(db: &Db, service: &str, n: usize) -> Vec<AppRow> {
         wait_until(
             crate::agent::WAIT,
             &format!("{n} rows of service {service}"),
@@ -694,7 +694,7 @@ mod source_http_support {
     }
 
     /// The messages of `rows`, each with how often it occurs.
-    pub fn message_counts(rows: &[AppRow]) -> std::collections::BTreeMap<String, usize> {
+    pub(crate) fn message_counts(rows: &[AppRow]) -> std::collections::BTreeMap<String, usize> {
         let mut m = std::collections::BTreeMap::new();
         for r in rows {
             *m.entry(r.message.clone()).or_default() += 1;
