@@ -405,6 +405,77 @@ fn a_full_queue_answers_429_storage_down_answers_503_and_nothing_accepted_is_los
     assert!(agent.wait_exit(Duration::from_secs(40)).success());
 }
 
+#[test]
+fn with_tls_the_source_speaks_https_only() {
+    let Some(db) = Db::new("http_tls") else {
+        return;
+    };
+    let (Some(openssl), Some(curl)) = (
+        support::prereq::require(support::prereq::find_tool("openssl")),
+        support::prereq::require(support::prereq::find_tool("curl")),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let out = std::process::Command::new(openssl)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys = format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    );
+    let setup = HttpAgent::config("h5", &db.cassandra_toml(), "", &keys);
+    let mut agent = setup.spawn();
+    let url = format!("https://127.0.0.1:{}/events", setup.port);
+    let out = std::process::Command::new(curl)
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-w",
+            "\n%{http_code}",
+            "--cacert",
+        ])
+        .arg(&cert)
+        .args(["-H", "Content-Type: application/json", "--data"])
+        .arg(r#"{"service":"tls-app","message":"over tls"}"#)
+        .arg(&url)
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        answer.ends_with("\n202"),
+        "{answer} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    assert!(try_post(setup.port, b"{}", JSON, None).is_err());
+    let rows = wait_app_rows(&db, "tls-app", 1);
+    assert_eq!(rows[0].message, "over tls");
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+}
+
 /// The Python script the handler tests run: logs `N` records through the handler, half
 /// with the request id in a contextvar and half in `extra=`, then exits (the atexit hook
 /// flushes) printing the handler's counters as JSON.

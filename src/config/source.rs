@@ -122,6 +122,11 @@ pub struct SourceConfig {
     /// answered 504 (its events stay queued and are written later). Default 10 s.
     #[serde(default, with = "crate::duration::option")]
     pub write_timeout: Option<Duration>,
+    /// HTTP: the longest an event waits in the queue for its flush unit to fill (at most
+    /// `[batch] max_records`) before the unit is written: with `ack = "written"`, the floor of
+    /// a request's latency. Default 50 ms.
+    #[serde(default, with = "crate::duration::option")]
+    pub linger: Option<Duration>,
     /// HTTP: events the source's own queue holds; when full, requests are answered 429.
     /// Default 10000.
     #[serde(default)]
@@ -142,6 +147,7 @@ impl SourceConfig {
             ("body_timeout", self.body_timeout.is_some()),
             ("ack", self.ack.is_some()),
             ("write_timeout", self.write_timeout.is_some()),
+            ("linger", self.linger.is_some()),
             ("queue_capacity", self.queue_capacity.is_some()),
         ];
         set.iter().filter(|(_, on)| *on).map(|(k, _)| *k).collect()

@@ -52,6 +52,8 @@ pub struct HttpSourceSpec {
     pub ack: Ack,
     /// `ack = "written"`: the longest a request waits for Cassandra.
     pub write_timeout: Duration,
+    /// How long a unit waits to fill before it is written.
+    pub linger: Duration,
     /// Events the source's queue holds.
     pub queue_capacity: usize,
     /// `USING TTL` of the rows; `None` keeps the table's default.
@@ -166,6 +168,7 @@ impl HttpSourceSpec {
             body_timeout: nonzero("body_timeout", source.body_timeout, 30)?,
             ack,
             write_timeout: nonzero("write_timeout", source.write_timeout, 10)?,
+            linger: source.linger.unwrap_or(Duration::from_millis(50)),
             queue_capacity,
             ttl: source.ttl,
             bucket: source.bucket,

@@ -174,6 +174,9 @@ pub struct HttpSource {
     state: Arc<server::State>,
     listener: tokio::task::JoinHandle<()>,
     drain: Option<JoinHandle<drain::Ended>>,
+    /// Reads the queue's depth after the senders are gone (a receiver does not keep the
+    /// queue open).
+    queue: queue::QueueReceiver<AppEvent>,
     stop: Stop,
     shutdown_timeout: Duration,
     local_addr: std::net::SocketAddr,
@@ -203,7 +206,7 @@ impl HttpSource {
             match thread.join() {
                 Ok(drain::Ended::Stopped { unacked }) => tracing::warn!(
                     source = %self.name,
-                    events = unacked + self.state.queued(),
+                    events = unacked + self.queue.stats().depth,
                     "http source stopped before its queued events were written: they are lost"
                 ),
                 Ok(_) => tracing::info!(source = %self.name, "http source drained"),
@@ -264,7 +267,10 @@ pub fn spawn(spec: HttpSourceSpec, shared: &Shared) -> Result<HttpSource, HttpSo
     ));
     let stop = Stop::new();
     let drain = Drain {
-        batch: shared.batch,
+        batch: BatchConfig {
+            max_records: shared.batch.max_records,
+            linger: spec.linger,
+        },
         policy,
         stop: stop.clone(),
         heartbeat: Heartbeat::register(format!("http:{}", spec.name)),
@@ -273,6 +279,7 @@ pub fn spawn(spec: HttpSourceSpec, shared: &Shared) -> Result<HttpSource, HttpSo
         table: Table::ApplicationLogs,
     };
     let (tx, rx) = queue::bounded::<AppEvent>(spec.queue_capacity);
+    let stats_rx = rx.clone();
     let waiters = Arc::new(written::Waiters::default());
     let mut sink = LazyApps {
         config: shared.cassandra.clone(),
@@ -315,6 +322,7 @@ pub fn spawn(spec: HttpSourceSpec, shared: &Shared) -> Result<HttpSource, HttpSo
         state,
         listener,
         drain: Some(thread),
+        queue: stats_rx,
         stop,
         shutdown_timeout: shared.shutdown_timeout,
         local_addr,

@@ -60,15 +60,6 @@ impl State {
     pub(crate) fn close(&self) {
         self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
-
-    /// Events queued and not yet taken by the drain loop.
-    pub(crate) fn queued(&self) -> usize {
-        self.tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map_or(0, |tx| tx.stats().depth)
-    }
 }
 
 /// A rustls acceptor for the PEM files.
