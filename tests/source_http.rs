@@ -126,6 +126,46 @@ fn ack_written_with_client_retries_lands_every_event_exactly_once() {
 }
 
 #[test]
+fn ack_written_events_resent_after_an_agent_crash_land_exactly_once() {
+    let Some(db) = Db::new("http_crash") else {
+        return;
+    };
+    let service = "crashy";
+    let setup = HttpAgent::config("h6", &db.cassandra_toml(), "", "ack = \"written\"\n");
+    let port = setup.port;
+    let mut agent = setup.spawn();
+    let batch = |range: std::ops::Range<usize>| {
+        ndjson(&range.map(|i| event(service, i)).collect::<Vec<_>>())
+    };
+    assert_eq!(post(port, &batch(0..200), NDJSON, None).status, 200);
+    // The second batch is in flight when the agent is killed: the client gets no answer.
+    let body = batch(200..400);
+    let sender = {
+        let body = body.clone();
+        std::thread::spawn(move || try_post(port, &body, NDJSON, None).map(|p| p.status))
+    };
+    std::thread::sleep(Duration::from_millis(20));
+    agent.kill9();
+    let first = sender.join().unwrap();
+    // Restarted, the client resends the batch it has no 200 for (and the first one too,
+    // as a client unsure of both would).
+    let mut agent = setup.spawn();
+    if first.ok() != Some(200) {
+        assert_eq!(post(port, &body, NDJSON, None).status, 200);
+    }
+    assert_eq!(post(port, &batch(0..200), NDJSON, None).status, 200);
+    assert_eq!(post(port, &body, NDJSON, None).status, 200);
+    let rows = app_rows(&db, service);
+    let counts = message_counts(&rows);
+    for i in 0..400 {
+        assert_eq!(counts.get(&format!("event {i}")), Some(&1), "event {i}");
+    }
+    assert_eq!(rows.len(), 400);
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit(Duration::from_secs(30)).success());
+}
+
+#[test]
 fn bad_requests_are_refused_with_their_reason_and_slow_or_many_clients_do_not_hold_it() {
     let Some(db) = Db::new("http_bad") else {
         return;
