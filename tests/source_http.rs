@@ -166,6 +166,48 @@ fn ack_written_events_resent_after_an_agent_crash_land_exactly_once() {
 }
 
 #[test]
+fn a_clean_stop_writes_what_ack_accepted_queued() {
+    let Some(db) = Db::new("http_stop") else {
+        return;
+    };
+    let service = "stopping";
+    let proxy = Proxy::start(&db.node.contact_point(), Mode::Pass);
+    let setup = HttpAgent::config("h7", &db.cassandra_toml_via(&proxy.address()), "", "");
+    let port = setup.port;
+    let mut agent = setup.spawn();
+    let one = |i: usize| json!({"service": service, "message": format!("queued {i}")});
+    assert_eq!(post(port, &ndjson(&[one(0)]), NDJSON, None).status, 202);
+    wait_app_rows(&db, service, 1);
+    // Every answer from Cassandra late by 300 ms: the events are still queued when the
+    // agent is told to stop.
+    proxy.set(Mode::Slow {
+        min: Duration::from_millis(300),
+        max: Duration::from_millis(300),
+    });
+    let events: Vec<_> = (1..3000).map(one).collect();
+    assert_eq!(post(port, &ndjson(&events), NDJSON, None).status, 202);
+    agent.signal(libc::SIGTERM);
+    assert!(agent.wait_exit(Duration::from_secs(40)).success());
+    proxy.set(Mode::Pass);
+    let rows = app_rows(&db, service);
+    let counts = message_counts(&rows);
+    let missing: Vec<usize> = (0..3000)
+        .filter(|i| counts.get(&format!("queued {i}")) != Some(&1))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of 3000 not written once: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert!(
+        agent.stderr().contains("http source drained"),
+        "{}",
+        agent.stderr()
+    );
+}
+
+#[test]
 fn bad_requests_are_refused_with_their_reason_and_slow_or_many_clients_do_not_hold_it() {
     let Some(db) = Db::new("http_bad") else {
         return;

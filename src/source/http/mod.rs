@@ -94,10 +94,15 @@ impl Shared {
             stall_after: config.agent.stall_after,
             data_dir: config.agent.data_dir.clone(),
             host: config.host.clone(),
-            shutdown_timeout: config.agent.shutdown_timeout,
+            // The sources stop after the file pipeline has used up to shutdown_timeout:
+            // together they must stay within the unit's TimeoutStopSec (30 s).
+            shutdown_timeout: config.agent.shutdown_timeout.min(STOP_BUDGET),
         }
     }
 }
+
+/// The longest a stopping HTTP source waits for its queue to be written.
+pub const STOP_BUDGET: Duration = Duration::from_secs(5);
 
 /// Counters of one source, read by its `GET /metrics`.
 #[derive(Debug, Default)]
