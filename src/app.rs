@@ -166,6 +166,14 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     }
     .spawn()?;
 
+    // HTTP sources: their own queue and drain loop into application_logs; dropped (and
+    // drained, within shutdown_timeout) when run returns, before the runtime.
+    let _http_sources = logship::source::http::spawn_all(
+        &config.http_sources,
+        &logship::source::http::Shared::from_config(&config, runtime.handle()),
+    )
+    .context("cannot start the http sources")?;
+
     // READY=1 once the sink is up (or has been tried for READY_WAIT: a cluster that is
     // down at boot must not fail the unit's start; /health tells why nothing ships).
     let ready_by = Instant::now() + READY_WAIT;

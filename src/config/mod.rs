@@ -127,6 +127,8 @@ pub struct Config {
     pub sources: Vec<SourceSpec>,
     /// The `[[source]] type = "syslog"` listeners.
     pub syslog: Vec<crate::source::syslog::SyslogSpec>,
+    /// The `[[source]] type = "http"`s (not reloaded: they keep running as started).
+    pub http_sources: Vec<crate::source::http::HttpSourceSpec>,
     /// The files it was read from, main file first.
     pub files: Vec<PathBuf>,
     /// `[agent] host`, or the kernel's host name.
@@ -192,7 +194,7 @@ impl Config {
                     ConfigError::at(&files[0].path, 1, "", e.message().to_owned())
                 })?;
         let host = raw.agent.host.clone().unwrap_or_else(crate::host::hostname);
-        let (sources, syslog) = validate_sources(&raw.sources, &origins, &host)?;
+        let (sources, syslog, http_sources) = validate_sources(&raw.sources, &origins, &host)?;
         validate_agent(&raw, files)?;
         validate_tail(&raw.tail, files)?;
         Ok(Config {
@@ -206,6 +208,7 @@ impl Config {
             sink: raw.sink.clone(),
             sources,
             syslog,
+            http_sources,
             files: files.iter().map(|f| f.path.clone()).collect(),
             host,
             warnings: deprecations(files),
@@ -391,6 +394,7 @@ fn validate_sources(
     origins: &[SourceOrigin],
     host: &str,
 ) -> Result<(Vec<SourceSpec>, Vec<crate::source::syslog::SyslogSpec>), ConfigError> {
+) -> Result<(Vec<SourceSpec>, Vec<crate::source::http::HttpSourceSpec>), ConfigError> {
     let fallback = SourceOrigin {
         file: PathBuf::from("<config>"),
         line: 1,
@@ -398,7 +402,14 @@ fn validate_sources(
     };
     let mut seen: HashMap<&str, &SourceOrigin> = HashMap::new();
     let mut specs = Vec::with_capacity(sources.len());
-    let mut syslog = Vec::new();
+) -> Result<
+    (
+        Vec<SourceSpec>,
+        Vec<crate::source::syslog::SyslogSpec>,
+        Vec<crate::source::http::HttpSourceSpec>,
+    ),
+    ConfigError,
+> {
     for (i, source) in sources.iter().enumerate() {
         let origin = origins.get(i).unwrap_or(&fallback);
         let err = |key: &str, msg: String| {
@@ -434,6 +445,12 @@ fn validate_sources(
         }
         if let Some(key) = crate::source::syslog::only_syslog_key(&origin.keys) {
             return Err(err(key, "is a key of type = \"syslog\" sources".into()));
+        if source.kind == source::SourceType::Http {
+            http.push(crate::source::http::HttpSourceSpec::validate(source, &err)?);
+            continue;
+        }
+        if let Some(key) = source.http_keys_set().first() {
+            return Err(err(key, "is for type = \"http\" sources".into()));
         }
         if source.paths.is_empty() {
             return Err(err("paths", "needs at least one glob pattern".into()));
@@ -442,6 +459,9 @@ fn validate_sources(
             if !p.starts_with('/') {
                 return Err(err("paths", format!("{p:?} must be an absolute path")));
             }
+        }
+        if source.format.is_empty() {
+            return Err(err("format", "a file source needs a format".into()));
         }
         let format: Format = source
             .format
@@ -516,6 +536,7 @@ fn validate_sources(
         specs.push(spec);
     }
     Ok((specs, syslog))
+    Ok((specs, http))
 }
 
 #[cfg(test)]
