@@ -58,6 +58,8 @@ struct Args {
     backlog: u64,
     sink_rows: usize,
     skip_steady: bool,
+    /// `[buffer] max_bytes` for the agent (default: the config's default).
+    max_bytes: Option<u64>,
 }
 
 fn args() -> Args {
@@ -68,6 +70,7 @@ fn args() -> Args {
         backlog: 1_000_000,
         sink_rows: 200_000,
         skip_steady: false,
+        max_bytes: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
@@ -84,6 +87,7 @@ fn args() -> Args {
             "--backlog" => a.backlog = value(),
             "--sink-rows" => a.sink_rows = value() as usize,
             "--no-steady" => a.skip_steady = true,
+            "--max-bytes" => a.max_bytes = Some(value()),
             // `cargo bench` passes `--bench`; ignore what is not ours.
             _ => {}
         }
@@ -227,7 +231,7 @@ struct Agent {
 }
 
 impl Agent {
-    fn start(dir: &Path, node: &cassandra::Node, keyspace: &str) -> Agent {
+    fn start(dir: &Path, node: &cassandra::Node, keyspace: &str, max_bytes: Option<u64>) -> Agent {
         let port = free_port();
         let config = dir.join("logship.toml");
         fs::write(
@@ -235,9 +239,10 @@ impl Agent {
             format!(
                 "[agent]\ndata_dir = \"{data}\"\nhost = \"{HOST}\"\n\n\
                  [cassandra]\ncontact_points = [\"{host}\"]\nport = {cport}\nkeyspace = \"{keyspace}\"\n\n\
-                 [metrics]\nlisten = \"127.0.0.1:{port}\"\n\n\
+                 [metrics]\nlisten = \"127.0.0.1:{port}\"\n\n{buffer}\
                  [[source]]\nname = \"{SOURCE}\"\npaths = [\"{logs}/access.log*\"]\nformat = \"nginx\"\nbucket = \"5m\"\n",
                 data = dir.join("data").display(),
+                buffer = max_bytes.map_or(String::new(), |b| format!("[buffer]\nmax_bytes = {b}\n\n")),
                 host = node.host,
                 cport = node.port,
                 logs = dir.join("logs").display(),
@@ -400,7 +405,7 @@ fn steady_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) ->
     let (keyspace, session) = rt.block_on(fresh_keyspace(node, "bench_steady"));
     let dir = tempfile::tempdir().expect("temp dir");
     fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
-    let agent = Agent::start(dir.path(), node, &keyspace);
+    let agent = Agent::start(dir.path(), node, &keyspace, a.max_bytes);
 
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
@@ -560,7 +565,7 @@ fn max_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) -> Ma
         f.write_all(chunk.as_bytes()).expect("write");
     }
     let start = Instant::now();
-    let agent = Agent::start(dir.path(), node, &keyspace);
+    let agent = Agent::start(dir.path(), node, &keyspace, a.max_bytes);
     let mut usage = Usage::default();
     while rows_written(agent.port).unwrap_or(0.0) < a.backlog as f64
         && start.elapsed() < Duration::from_secs(600)
@@ -717,6 +722,11 @@ fn main() {
     println!(
         "pipeline bench: {cores} cores shared by Cassandra ({}), the agent, the writer and the poller; load average {load_before}",
         cassandra_cpu_note()
+    );
+    println!(
+        "agent [buffer] max_bytes: {}",
+        a.max_bytes
+            .map_or("the default".to_owned(), |b| b.to_string())
     );
     println!(
         "sink alone: {} nginx records parsed up front, units of 1000, one in flight, default [cassandra]",

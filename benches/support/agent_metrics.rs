@@ -6,7 +6,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -36,7 +36,7 @@ fn metric(text: &str, series: &str) -> Option<f64> {
     })
 }
 
-pub fn rows_written(port: u16) -> Option<f64> {
+pub(crate) fn rows_written(port: u16) -> Option<f64> {
     metric(
         &scrape(port)?,
         "logship_rows_written_total{table=\"infrastructure_logs\"}",

@@ -319,6 +319,7 @@ impl<T> Drop for QueueReceiver<T> {
 /// Why [`QueueReceiver::recv_batch`] returned nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RecvError {
+    /// Nothing arrived within the timeout.
     #[error("nothing arrived within the timeout")]
     Timeout,
     /// Every sender is gone and the queue is empty: the sink may finish.
