@@ -31,7 +31,7 @@ mod cassandra;
 
 use std::fmt::Write as _;
 
-use agent_metrics::{free_port, rows_written};
+use agent_metrics::{free_port, rows_written, unit_write_time};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -545,6 +545,8 @@ struct Max {
     rss_max: f64,
     hwm: f64,
     secs: f64,
+    /// Flush units written and the seconds the drain loop spent writing them.
+    units: Option<(f64, f64)>,
 }
 
 fn max_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) -> Max {
@@ -585,8 +587,10 @@ fn max_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) -> Ma
             .unwrap_or((f64::NAN, f64::NAN, f64::NAN));
     let lines = rows_written(agent.port).unwrap_or(0.0) as u64;
     let hwm = memory_kib(agent.pid()).map_or(f64::NAN, |(_, h)| h as f64 / 1024.0);
+    let units = unit_write_time(agent.port);
     agent.stop();
     Max {
+        units,
         lines,
         rate,
         cpu,
@@ -604,6 +608,8 @@ struct SinkAlone {
     rows: usize,
     rate: f64,
     cpu: f64,
+    /// Mean time to write one unit, ms.
+    unit_ms: f64,
 }
 
 fn sink_alone(rt: &tokio::runtime::Runtime, node: &cassandra::Node, records: usize) -> SinkAlone {
@@ -681,6 +687,7 @@ fn sink_alone(rt: &tokio::runtime::Runtime, node: &cassandra::Node, records: usi
             rows,
             rate: rows as f64 / secs,
             cpu,
+            unit_ms: secs * 1000.0 / (rows as f64 / 1000.0),
         }
     })
 }
@@ -805,6 +812,17 @@ fn main() {
             met(s.hwm <= GOAL_RSS_STEADY),
             ms(s.p99),
             met(s.p99 < 2000.0)
+        );
+    }
+    if let Some((units, busy)) = m.units {
+        println!(
+            "where the time goes: the agent wrote {units:.0} units in {busy:.1} s of writing ({:.1} ms per unit, \
+             the sink alone {:.1} ms); writing took {:.0} % of the {:.1} s catch-up (the rest: \
+             start-up, gathering, acknowledging, waiting for the tailer)",
+            busy * 1000.0 / units.max(1.0),
+            sink.unit_ms,
+            busy / m.secs * 100.0,
+            m.secs
         );
     }
     println!(

@@ -42,3 +42,23 @@ pub(crate) fn rows_written(port: u16) -> Option<f64> {
         "logship_rows_written_total{table=\"infrastructure_logs\"}",
     )
 }
+
+/// Flush units written and the seconds spent writing them (the drain loop's
+/// `write_unit_duration_seconds`), to tell time writing from time between units.
+#[allow(dead_code)] // Not every bench that includes this file reads it.
+pub(crate) fn unit_write_time(port: u16) -> Option<(f64, f64)> {
+    let text = scrape(port)?;
+    let series = |name: &str| {
+        metric(
+            &text,
+            &format!("logship_write_unit_duration_seconds_{name}"),
+        )
+        .or_else(|| {
+            metric(
+                &text,
+                &format!("logship_write_unit_duration_seconds_{name}{{}}"),
+            )
+        })
+    };
+    Some((series("count")?, series("sum")?))
+}
