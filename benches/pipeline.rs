@@ -13,7 +13,13 @@
 //! 2. **max**: a backlog of lines written before the agent starts; lines/s while it
 //!    catches up is the most the agent ships on this machine.
 //!
-//! `cargo bench --bench pipeline [-- --rate 10000 --seconds 60 --warmup 10 --backlog 400000]`.
+//! 0. **sink alone**: the same nginx lines parsed up front and written by the library's
+//!    `Sink` in units of 1000, one in flight, against the same node in the same run: the
+//!    peer the max run is compared with (goal: ≥ 0.9× its rows/s).
+//!
+//! `cargo bench --bench pipeline [-- --rate 10000 --seconds 60 --warmup 10 --backlog 1000000
+//! --sink-rows 200000 --no-steady]`. RSS goals (default config): VmHWM ≤ 20 MiB steady at
+//! 10,000 lines/s, ≤ 32 MiB catching up.
 //! Starts the local node with `scripts/cassandra start` (reused when up). Everything
 //! (Cassandra, the agent, the writer, the poller) shares this machine's cores.
 
@@ -25,7 +31,7 @@ mod cassandra;
 
 use std::fmt::Write as _;
 
-use agent_metrics::{free_port, rows_written};
+use agent_metrics::{free_port, rows_written, unit_write_time};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -50,6 +56,10 @@ struct Args {
     seconds: u64,
     warmup: u64,
     backlog: u64,
+    sink_rows: usize,
+    skip_steady: bool,
+    /// `[buffer] max_bytes` for the agent (default: the config's default).
+    max_bytes: Option<u64>,
 }
 
 fn args() -> Args {
@@ -57,7 +67,10 @@ fn args() -> Args {
         rate: 10_000,
         seconds: 60,
         warmup: 10,
-        backlog: 400_000,
+        backlog: 1_000_000,
+        sink_rows: 200_000,
+        skip_steady: false,
+        max_bytes: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut it = argv.iter();
@@ -72,6 +85,9 @@ fn args() -> Args {
             "--seconds" => a.seconds = value(),
             "--warmup" => a.warmup = value(),
             "--backlog" => a.backlog = value(),
+            "--sink-rows" => a.sink_rows = value() as usize,
+            "--no-steady" => a.skip_steady = true,
+            "--max-bytes" => a.max_bytes = Some(value()),
             // `cargo bench` passes `--bench`; ignore what is not ours.
             _ => {}
         }
@@ -215,7 +231,7 @@ struct Agent {
 }
 
 impl Agent {
-    fn start(dir: &Path, node: &cassandra::Node, keyspace: &str) -> Agent {
+    fn start(dir: &Path, node: &cassandra::Node, keyspace: &str, max_bytes: Option<u64>) -> Agent {
         let port = free_port();
         let config = dir.join("logship.toml");
         fs::write(
@@ -223,9 +239,10 @@ impl Agent {
             format!(
                 "[agent]\ndata_dir = \"{data}\"\nhost = \"{HOST}\"\n\n\
                  [cassandra]\ncontact_points = [\"{host}\"]\nport = {cport}\nkeyspace = \"{keyspace}\"\n\n\
-                 [metrics]\nlisten = \"127.0.0.1:{port}\"\n\n\
+                 [metrics]\nlisten = \"127.0.0.1:{port}\"\n\n{buffer}\
                  [[source]]\nname = \"{SOURCE}\"\npaths = [\"{logs}/access.log*\"]\nformat = \"nginx\"\nbucket = \"5m\"\n",
                 data = dir.join("data").display(),
+                buffer = max_bytes.map_or(String::new(), |b| format!("[buffer]\nmax_bytes = {b}\n\n")),
                 host = node.host,
                 cport = node.port,
                 logs = dir.join("logs").display(),
@@ -388,7 +405,7 @@ fn steady_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) ->
     let (keyspace, session) = rt.block_on(fresh_keyspace(node, "bench_steady"));
     let dir = tempfile::tempdir().expect("temp dir");
     fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
-    let agent = Agent::start(dir.path(), node, &keyspace);
+    let agent = Agent::start(dir.path(), node, &keyspace, a.max_bytes);
 
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
@@ -528,6 +545,8 @@ struct Max {
     rss_max: f64,
     hwm: f64,
     secs: f64,
+    /// Flush units written and the seconds the drain loop spent writing them.
+    units: Option<(f64, f64)>,
 }
 
 fn max_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) -> Max {
@@ -548,10 +567,10 @@ fn max_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) -> Ma
         f.write_all(chunk.as_bytes()).expect("write");
     }
     let start = Instant::now();
-    let agent = Agent::start(dir.path(), node, &keyspace);
+    let agent = Agent::start(dir.path(), node, &keyspace, a.max_bytes);
     let mut usage = Usage::default();
     while rows_written(agent.port).unwrap_or(0.0) < a.backlog as f64
-        && start.elapsed() < Duration::from_secs(120)
+        && start.elapsed() < Duration::from_secs(600)
     {
         usage.sample(&agent);
         std::thread::sleep(Duration::from_millis(500));
@@ -568,8 +587,10 @@ fn max_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) -> Ma
             .unwrap_or((f64::NAN, f64::NAN, f64::NAN));
     let lines = rows_written(agent.port).unwrap_or(0.0) as u64;
     let hwm = memory_kib(agent.pid()).map_or(f64::NAN, |(_, h)| h as f64 / 1024.0);
+    let units = unit_write_time(agent.port);
     agent.stop();
     Max {
+        units,
         lines,
         rate,
         cpu,
@@ -579,6 +600,105 @@ fn max_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) -> Ma
     }
 }
 
+/// The sink alone, in the same run against the same node: the same nginx lines, parsed up
+/// front, written in units of 1000 with the daemon's pattern (one unit in flight, the
+/// next sent when the last is acknowledged), through the library's `Sink` with the
+/// default `[cassandra]` settings.
+struct SinkAlone {
+    rows: usize,
+    rate: f64,
+    cpu: f64,
+    /// Mean time to write one unit, ms.
+    unit_ms: f64,
+}
+
+fn sink_alone(rt: &tokio::runtime::Runtime, node: &cassandra::Node, records: usize) -> SinkAlone {
+    use logship::parsers::{Format, FormatSpec, RecordContext};
+    use logship::pipeline::{FileId, FileRecord, Origin, Route, Table};
+
+    let (keyspace, _session) = rt.block_on(fresh_keyspace(node, "bench_sink"));
+    let parser = FormatSpec {
+        format: Format::Nginx,
+        log_format: None,
+        prefix: None,
+        timezone: Some("UTC".into()),
+    }
+    .build()
+    .expect("the nginx parser");
+    let ctx = RecordContext::new(SOURCE, HOST);
+    let route = Arc::new(Route {
+        source: SOURCE.into(),
+        table: Table::InfrastructureLogs,
+        ttl: None,
+        bucket: BUCKET,
+    });
+    let path: Arc<str> = "/var/log/nginx/access.log".into();
+    let file = FileId {
+        dev: 1,
+        inode: 1,
+        fingerprint: 1,
+    };
+    let mut maker = LineMaker::new(11);
+    let mut line = String::new();
+    let mut offset = 0_u64;
+    let all: Vec<FileRecord> = (0..records)
+        .map(|_| {
+            line.clear();
+            maker.line(&mut line);
+            let body = line.trim_end_matches('\n');
+            let start = offset;
+            offset += line.len() as u64;
+            FileRecord {
+                record: parser.record(body.as_bytes(), &ctx, jiff::Timestamp::now()),
+                origin: Origin {
+                    file,
+                    path: Arc::clone(&path),
+                    start,
+                    end: offset,
+                },
+                route: Arc::clone(&route),
+            }
+        })
+        .collect();
+    rt.block_on(async {
+        let sink = logship::sink::Sink::connect(&node.config(&keyspace), Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        // Warm-up: connections, prepared statements, the catalog's first partitions.
+        for unit in all.chunks(1000).take(5) {
+            sink.write_file_unit(unit)
+                .await
+                .unwrap_or_else(|e| panic!("{e:#}"));
+        }
+        let cpu0 = cpu_ticks(std::process::id()).unwrap_or(0);
+        let t0 = Instant::now();
+        for unit in all.chunks(1000).skip(5) {
+            sink.write_file_unit(unit)
+                .await
+                .unwrap_or_else(|e| panic!("{e:#}"));
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let cpu = (cpu_ticks(std::process::id()).unwrap_or(0) - cpu0) as f64
+            / clock_ticks_per_sec()
+            / secs
+            * 100.0;
+        let rows = all.len().saturating_sub(5000);
+        SinkAlone {
+            rows,
+            rate: rows as f64 / secs,
+            cpu,
+            unit_ms: secs * 1000.0 / (rows as f64 / 1000.0),
+        }
+    })
+}
+
+/// The 1-, 5- and 15-minute load averages, as /proc/loadavg gives them.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
 fn cassandra_cpu_note() -> String {
     let out = cassandra::script(&["status"]).ok();
     let text = out
@@ -586,6 +706,12 @@ fn cassandra_cpu_note() -> String {
         .unwrap_or_default();
     text.trim().to_owned()
 }
+
+/// The whole path with a backlog must reach this share of the sink's rows/s.
+const GOAL_RATIO: f64 = 0.9;
+/// RSS goals with the default config (MiB): steady at 10,000 lines/s, and catching up.
+const GOAL_RSS_STEADY: f64 = 20.0;
+const GOAL_RSS_BACKLOG: f64 = 32.0;
 
 fn main() {
     let a = args();
@@ -599,15 +725,28 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load_before = load_average();
     println!(
-        "pipeline bench: {cores} cores shared by Cassandra ({}), the agent, the writer and the poller",
+        "pipeline bench: {cores} cores shared by Cassandra ({}), the agent, the writer and the poller; load average {load_before}",
         cassandra_cpu_note()
     );
     println!(
-        "steady run: {} lines/s for {} s (first {} s excluded), nginx combined, bucket 5m, default [buffer]/[batch]",
-        a.rate, a.seconds, a.warmup
+        "agent [buffer] max_bytes: {}",
+        a.max_bytes
+            .map_or("the default".to_owned(), |b| b.to_string())
     );
-    let s = steady_run(&rt, &node, &a);
+    println!(
+        "sink alone: {} nginx records parsed up front, units of 1000, one in flight, default [cassandra]",
+        a.sink_rows
+    );
+    let sink = sink_alone(&rt, &node, a.sink_rows);
+    let steady = (!a.skip_steady).then(|| {
+        println!(
+            "steady run: {} lines/s for {} s (first {} s excluded), nginx combined, bucket 5m, default [buffer]/[batch]",
+            a.rate, a.seconds, a.warmup
+        );
+        steady_run(&rt, &node, &a)
+    });
     println!(
         "max run: {} lines written before the agent starts, timed until all are rows",
         a.backlog
@@ -616,7 +755,7 @@ fn main() {
 
     println!();
     println!(
-        "| run | lines | shipped lines/s | agent CPU (% of a core) | RSS max MiB | VmHWM MiB | write→readable p50 | p99 | max |"
+        "| run | lines | rows/s | CPU (% of a core) | RSS max MiB | VmHWM MiB | write→readable p50 | p99 | max |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let ms = |v: f64| {
@@ -627,31 +766,73 @@ fn main() {
         }
     };
     println!(
-        "| steady {} lines/s | {}{} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
-        a.rate,
-        s.written,
-        if s.all_rows { "" } else { " (NOT all written)" },
-        s.shipped_rate,
-        s.cpu,
-        s.rss_max,
-        s.hwm,
-        ms(s.p50),
-        ms(s.p99),
-        ms(s.max)
+        "| sink alone (bench process) | {} | {:.0} | {:.1} | – | – | – | – | – |",
+        sink.rows, sink.rate, sink.cpu
     );
+    if let Some(s) = &steady {
+        println!(
+            "| steady {} lines/s | {}{} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
+            a.rate,
+            s.written,
+            if s.all_rows { "" } else { " (NOT all written)" },
+            s.shipped_rate,
+            s.cpu,
+            s.rss_max,
+            s.hwm,
+            ms(s.p50),
+            ms(s.p99),
+            ms(s.max)
+        );
+    }
     println!(
-        "| max (backlog) | {} in {:.1} s | {:.0} | {:.1} | {:.1} | {:.1} | – | – | – |",
+        "| whole path, backlog | {} in {:.1} s | {:.0} | {:.1} | {:.1} | {:.1} | – | – | – |",
         m.lines, m.secs, m.rate, m.cpu, m.rss_max, m.hwm
     );
     println!();
+    if let Some(s) = &steady {
+        println!(
+            "latency: {} of {} probes of the steady window seen (one every {:?}, polled every {:?}; \
+             resolution ≈ the poll interval)",
+            s.probes_seen, s.probes, PROBE_EVERY, POLL_EVERY
+        );
+    }
+    let ratio = m.rate / sink.rate;
+    let met = |ok: bool| if ok { "met" } else { "NOT met" };
     println!(
-        "latency: {} of {} probes of the steady window seen (one every {:?}, polled every {:?}; \
-         resolution ≈ the poll interval)",
-        s.probes_seen, s.probes, PROBE_EVERY, POLL_EVERY
+        "whole path / sink alone: {:.0} / {:.0} rows/s = {ratio:.2} (goal ≥ {GOAL_RATIO}): {}",
+        m.rate,
+        sink.rate,
+        met(ratio >= GOAL_RATIO)
+    );
+    if let Some(s) = &steady {
+        println!(
+            "RSS at {} lines/s: VmHWM {:.1} MiB (goal ≤ {GOAL_RSS_STEADY} MiB): {}; p99 {} (goal < 2 s): {}",
+            a.rate,
+            s.hwm,
+            met(s.hwm <= GOAL_RSS_STEADY),
+            ms(s.p99),
+            met(s.p99 < 2000.0)
+        );
+    }
+    if let Some((units, busy)) = m.units {
+        println!(
+            "where the time goes: the agent wrote {units:.0} units in {busy:.1} s of writing ({:.1} ms per unit, \
+             the sink alone {:.1} ms); writing took {:.0} % of the {:.1} s catch-up (the rest: \
+             start-up, gathering, acknowledging, waiting for the tailer)",
+            busy * 1000.0 / units.max(1.0),
+            sink.unit_ms,
+            busy / m.secs * 100.0,
+            m.secs
+        );
+    }
+    println!(
+        "RSS catching up {} lines: VmHWM {:.1} MiB (goal ≤ {GOAL_RSS_BACKLOG} MiB): {}",
+        a.backlog,
+        m.hwm,
+        met(m.hwm <= GOAL_RSS_BACKLOG)
     );
     println!(
-        "goals: RSS < 30 MiB at 10,000 lines/s: {}; p99 < 2 s: {}",
-        if s.hwm < 30.0 { "met" } else { "NOT met" },
-        if s.p99 < 2000.0 { "met" } else { "NOT met" }
+        "load average before {load_before}, after {}",
+        load_average()
     );
 }

@@ -101,7 +101,11 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
 
     let (checkpointer, loaded) =
         Checkpointer::open(&data_dir).context("cannot open the checkpoint file")?;
-    let (tx, rx) = queue::bounded::<FileRecord>(config.buffer.capacity);
+    let (tx, rx) = queue::bounded_in_bytes::<FileRecord>(
+        config.buffer.capacity,
+        config.buffer.max_bytes,
+        queue::file_record_bytes,
+    );
     // A receiver, not a sender: a sender kept here would keep the queue open forever and
     // the drain at shutdown would never see its end.
     let queue_stats = {

@@ -6,7 +6,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -36,9 +36,29 @@ fn metric(text: &str, series: &str) -> Option<f64> {
     })
 }
 
-pub fn rows_written(port: u16) -> Option<f64> {
+pub(crate) fn rows_written(port: u16) -> Option<f64> {
     metric(
         &scrape(port)?,
         "logship_rows_written_total{table=\"infrastructure_logs\"}",
     )
+}
+
+/// Flush units written and the seconds spent writing them (the drain loop's
+/// `write_unit_duration_seconds`), to tell time writing from time between units.
+#[allow(dead_code)] // Not every bench that includes this file reads it.
+pub(crate) fn unit_write_time(port: u16) -> Option<(f64, f64)> {
+    let text = scrape(port)?;
+    let series = |name: &str| {
+        metric(
+            &text,
+            &format!("logship_write_unit_duration_seconds_{name}"),
+        )
+        .or_else(|| {
+            metric(
+                &text,
+                &format!("logship_write_unit_duration_seconds_{name}{{}}"),
+            )
+        })
+    };
+    Some((series("count")?, series("sum")?))
 }

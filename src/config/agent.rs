@@ -1,4 +1,4 @@
-//! The agent-wide sections: `[agent]`, `[buffer]`, `[metrics]` (`[batch]` is
+//! The agent-wide sections: `[agent]`, `[metrics]` (`[buffer]` is in `config::buffer`, `[batch]` is
 //! `pipeline::batch::BatchConfig`, shared with the tracing Layer).
 
 use std::net::SocketAddr;
@@ -39,21 +39,6 @@ impl Default for AgentConfig {
             shutdown_timeout: Duration::from_secs(20),
             stall_after: Duration::from_secs(5),
         }
-    }
-}
-
-/// `[buffer]`: the bounded queue between the sources and the sink.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BufferConfig {
-    /// Records the queue holds. When it is full, tailers wait (nothing is dropped: the
-    /// file on disk is the buffer). Memory is about capacity × the mean record size.
-    pub capacity: usize,
-}
-
-impl Default for BufferConfig {
-    fn default() -> Self {
-        BufferConfig { capacity: 10_000 }
     }
 }
 

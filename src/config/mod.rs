@@ -6,6 +6,7 @@
 //! [`Config::load`], so they accept exactly the same configs.
 
 pub mod agent;
+pub mod buffer;
 pub mod load;
 pub mod source;
 
@@ -19,7 +20,8 @@ use serde::{Deserialize, Serialize};
 /// The section types name `super::duration`; the parser itself is [`crate::duration`].
 pub use crate::duration;
 pub use crate::pipeline::batch::BatchConfig;
-pub use agent::{AgentConfig, BufferConfig, MetricsConfig};
+pub use agent::{AgentConfig, MetricsConfig};
+pub use buffer::BufferConfig;
 pub use load::{ConfigError, ConfigFile, ConfigWarning};
 pub use source::{SourceConfig, SourceKind};
 
@@ -241,15 +243,8 @@ fn validate_agent(raw: &RawConfig, files: &[ConfigFile]) -> Result<(), ConfigErr
     if raw.serve.max_limit == 0 {
         return Err(err("serve", "max_limit", "must be at least 1".into()));
     }
-    if raw.buffer.capacity < raw.batch.max_records {
-        return Err(err(
-            "buffer",
-            "capacity",
-            format!(
-                "must hold at least one flush unit (batch.max_records = {})",
-                raw.batch.max_records
-            ),
-        ));
+    if let Err((key, msg)) = raw.buffer.check(raw.batch.max_records) {
+        return Err(err("buffer", key, msg));
     }
     if let Err(e) = raw.cassandra.check() {
         // `tls.ca_file` is the key `ca_file` of the table `[cassandra.tls]`.

@@ -31,6 +31,7 @@ impl Default for BatchConfig {
 /// One outcome of waiting on a channel.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Received<T> {
+    /// The next item.
     Item(T),
     /// Nothing arrived in time.
     Timeout,
@@ -40,6 +41,7 @@ pub enum Received<T> {
 
 /// A channel a unit can be gathered from.
 pub trait UnitSource {
+    /// What the channel carries.
     type Item;
     /// Waits up to `timeout` for an item (`Duration::ZERO` = only what is already there).
     fn recv_timeout(&self, timeout: Duration) -> Received<Self::Item>;

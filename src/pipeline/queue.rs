@@ -5,19 +5,97 @@
 //! the real buffer and waiting loses nothing. In-app events (the tracing Layer) cannot wait,
 //! so they use [`QueueSender::try_send`], which drops the item and counts the drop.
 
-use std::sync::Arc;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
+use super::FileRecord;
 use super::batch::{self, BatchConfig, Next, Received, UnitSource};
 
-/// Counters shared by both ends of one queue.
-#[derive(Debug, Default)]
-struct Counters {
+/// The longest a sender waiting for bytes sleeps before it looks again (a safety net: the
+/// receiver wakes it as soon as it takes an item).
+const ROOM_POLL: Duration = Duration::from_millis(50);
+
+/// What both ends of one queue share: the gauges and the byte bound.
+struct Shared<T> {
     high_water: AtomicUsize,
     dropped: AtomicU64,
+    /// Bytes of the items in the queue now, as `size` tells them.
+    bytes: AtomicUsize,
+    max_bytes: usize,
+    size: Box<dyn Fn(&T) -> usize + Send + Sync>,
+    /// Live receivers: a sender waiting for bytes gives up when none is left.
+    receivers: AtomicUsize,
+    /// Senders waiting for bytes; the receiver wakes them only when there are some.
+    waiting: AtomicUsize,
+    room: Mutex<()>,
+    freed: Condvar,
+}
+
+impl<T> fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("bytes", &self.bytes)
+            .field("max_bytes", &self.max_bytes)
+            .field("dropped", &self.dropped)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Shared<T> {
+    /// Takes `size` bytes of room if there is some. An empty queue takes any item, however
+    /// big, so an item larger than the bound still passes (alone).
+    fn try_reserve(&self, size: usize) -> bool {
+        self.bytes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
+                (b == 0 || b.saturating_add(size) <= self.max_bytes).then(|| b + size)
+            })
+            .is_ok()
+    }
+
+    /// Takes `size` bytes of room, waiting until `deadline` (`None`: for ever). False if
+    /// the deadline passed or every receiver is gone first.
+    fn reserve(&self, size: usize, deadline: Option<Instant>) -> bool {
+        loop {
+            if self.try_reserve(size) {
+                return true;
+            }
+            if self.receivers.load(Ordering::SeqCst) == 0 {
+                return false;
+            }
+            let mut wait = ROOM_POLL;
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return false;
+                }
+                wait = wait.min(left);
+            }
+            // Announce the wait before looking again under the lock: a receiver that frees
+            // bytes after that look sees the announcement and wakes us (no lost wake-up).
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            let guard = self.room.lock().unwrap_or_else(|e| e.into_inner());
+            if !self.try_reserve(size) {
+                let _ = self.freed.wait_timeout(guard, wait);
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            drop(guard);
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return true;
+        }
+    }
+
+    fn release(&self, size: usize) {
+        self.bytes.fetch_sub(size, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            let _guard = self.room.lock().unwrap_or_else(|e| e.into_inner());
+            self.freed.notify_all();
+        }
+    }
 }
 
 /// A snapshot of a queue's gauges, for metrics.
@@ -25,11 +103,16 @@ struct Counters {
 pub struct QueueStats {
     /// Items waiting now.
     pub depth: usize,
+    /// Most items the queue holds.
     pub capacity: usize,
     /// The highest depth seen since the queue was made.
     pub high_water: usize,
     /// Items refused by [`QueueSender::try_send`] because the queue was full.
     pub dropped: u64,
+    /// Bytes of the items waiting now (as the queue's sizing function tells them).
+    pub bytes: usize,
+    /// Most bytes the queue holds (`usize::MAX`: no byte bound).
+    pub max_bytes: usize,
 }
 
 /// Why a blocking send did not queue its item; the item is handed back.
@@ -44,6 +127,7 @@ pub enum SendError<T> {
 }
 
 impl<T> SendError<T> {
+    /// The item that was not queued.
     pub fn into_inner(self) -> T {
         match self {
             SendError::Closed(t) | SendError::Full(t) => t,
@@ -51,23 +135,63 @@ impl<T> SendError<T> {
     }
 }
 
-/// Makes a queue holding at most `capacity` items (at least 1).
+/// Makes a queue holding at most `capacity` items (at least 1), with no byte bound.
 pub fn bounded<T>(capacity: usize) -> (QueueSender<T>, QueueReceiver<T>) {
+    bounded_in_bytes(capacity, usize::MAX, |_| 0)
+}
+
+/// Makes a queue holding at most `capacity` items (at least 1) and at most `max_bytes`
+/// bytes of them, each item sized by `size` (which must give the same answer for an item
+/// every time it is asked). Whichever bound is reached first makes senders wait (or
+/// [`QueueSender::try_send`] drop). An item bigger than `max_bytes` still passes when the
+/// queue is empty, so no item can block the queue for ever.
+pub fn bounded_in_bytes<T>(
+    capacity: usize,
+    max_bytes: usize,
+    size: impl Fn(&T) -> usize + Send + Sync + 'static,
+) -> (QueueSender<T>, QueueReceiver<T>) {
     let capacity = capacity.max(1);
     let (tx, rx) = crossbeam_channel::bounded(capacity);
-    let counters = Arc::new(Counters::default());
+    let shared = Arc::new(Shared {
+        high_water: AtomicUsize::new(0),
+        dropped: AtomicU64::new(0),
+        bytes: AtomicUsize::new(0),
+        max_bytes: max_bytes.max(1),
+        size: Box::new(size),
+        receivers: AtomicUsize::new(1),
+        waiting: AtomicUsize::new(0),
+        room: Mutex::new(()),
+        freed: Condvar::new(),
+    });
     (
         QueueSender {
             tx,
             capacity,
-            counters: Arc::clone(&counters),
+            shared: Arc::clone(&shared),
         },
         QueueReceiver {
             rx,
             capacity,
-            counters,
+            shared,
         },
     )
+}
+
+/// The bytes a queued file record holds: the record's heap (its message and fields, with
+/// the map's per-entry overhead) and the queue item itself. Used to size the daemon's
+/// queue ([`bounded_in_bytes`]); an estimate of the allocator's view, close enough to keep
+/// the RSS of a full queue near `[buffer] max_bytes`.
+pub fn file_record_bytes(item: &FileRecord) -> usize {
+    // A BTreeMap entry costs its key and value headers and a share of a node beside the
+    // strings' own bytes.
+    const ENTRY: usize = 2 * std::mem::size_of::<String>() + 16;
+    let r = &item.record;
+    std::mem::size_of::<FileRecord>()
+        + r.message.capacity()
+        + r.fields
+            .iter()
+            .map(|(k, v)| k.capacity() + v.capacity() + ENTRY)
+            .sum::<usize>()
 }
 
 /// The sending end; cheap to clone, one per source thread.
@@ -75,7 +199,7 @@ pub fn bounded<T>(capacity: usize) -> (QueueSender<T>, QueueReceiver<T>) {
 pub struct QueueSender<T> {
     tx: Sender<T>,
     capacity: usize,
-    counters: Arc<Counters>,
+    shared: Arc<Shared<T>>,
 }
 
 impl<T> Clone for QueueSender<T> {
@@ -83,7 +207,7 @@ impl<T> Clone for QueueSender<T> {
         QueueSender {
             tx: self.tx.clone(),
             capacity: self.capacity,
-            counters: Arc::clone(&self.counters),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -91,9 +215,14 @@ impl<T> Clone for QueueSender<T> {
 impl<T> QueueSender<T> {
     /// Queues `item`, waiting while the queue is full (file sources: backpressure).
     pub fn send(&self, item: T) -> Result<(), SendError<T>> {
-        self.tx
-            .send(item)
-            .map_err(|e| SendError::Closed(e.into_inner()))?;
+        let size = (self.shared.size)(&item);
+        if !self.shared.reserve(size, None) {
+            return Err(SendError::Closed(item));
+        }
+        if let Err(e) = self.tx.send(item) {
+            self.shared.release(size);
+            return Err(SendError::Closed(e.into_inner()));
+        }
         self.note_depth();
         Ok(())
     }
@@ -101,37 +230,59 @@ impl<T> QueueSender<T> {
     /// Like [`send`](Self::send) but gives up after `timeout`, so a blocked source can
     /// notice a shutdown request.
     pub fn send_timeout(&self, item: T, timeout: Duration) -> Result<(), SendError<T>> {
-        match self.tx.send_timeout(item, timeout) {
+        let deadline = Instant::now() + timeout;
+        let size = (self.shared.size)(&item);
+        if !self.shared.reserve(size, Some(deadline)) {
+            return Err(if self.shared.receivers.load(Ordering::SeqCst) == 0 {
+                SendError::Closed(item)
+            } else {
+                SendError::Full(item)
+            });
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.tx.send_timeout(item, left) {
             Ok(()) => {
                 self.note_depth();
                 Ok(())
             }
-            Err(crossbeam_channel::SendTimeoutError::Timeout(t)) => Err(SendError::Full(t)),
-            Err(crossbeam_channel::SendTimeoutError::Disconnected(t)) => Err(SendError::Closed(t)),
+            Err(e) => {
+                self.shared.release(size);
+                Err(match e {
+                    crossbeam_channel::SendTimeoutError::Timeout(t) => SendError::Full(t),
+                    crossbeam_channel::SendTimeoutError::Disconnected(t) => SendError::Closed(t),
+                })
+            }
         }
     }
 
     /// Queues `item` if there is room; otherwise drops it, counts the drop and returns
     /// false (in-app events: never block the application).
     pub fn try_send(&self, item: T) -> bool {
+        let size = (self.shared.size)(&item);
+        if !self.shared.try_reserve(size) {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
         match self.tx.try_send(item) {
             Ok(()) => {
                 self.note_depth();
                 true
             }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                self.shared.release(size);
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 false
             }
         }
     }
 
+    /// The queue's gauges now.
     pub fn stats(&self) -> QueueStats {
-        stats(self.tx.len(), self.capacity, &self.counters)
+        stats(self.tx.len(), self.capacity, &self.shared)
     }
 
     fn note_depth(&self) {
-        self.counters
+        self.shared
             .high_water
             .fetch_max(self.tx.len(), Ordering::Relaxed);
     }
@@ -142,22 +293,33 @@ impl<T> QueueSender<T> {
 pub struct QueueReceiver<T> {
     rx: Receiver<T>,
     capacity: usize,
-    counters: Arc<Counters>,
+    shared: Arc<Shared<T>>,
 }
 
 impl<T> Clone for QueueReceiver<T> {
     fn clone(&self) -> Self {
+        self.shared.receivers.fetch_add(1, Ordering::SeqCst);
         QueueReceiver {
             rx: self.rx.clone(),
             capacity: self.capacity,
-            counters: Arc::clone(&self.counters),
+            shared: Arc::clone(&self.shared),
         }
+    }
+}
+
+impl<T> Drop for QueueReceiver<T> {
+    fn drop(&mut self) {
+        self.shared.receivers.fetch_sub(1, Ordering::SeqCst);
+        // Wake senders waiting for bytes: they look at the receivers again.
+        let _guard = self.shared.room.lock().unwrap_or_else(|e| e.into_inner());
+        self.shared.freed.notify_all();
     }
 }
 
 /// Why [`QueueReceiver::recv_batch`] returned nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RecvError {
+    /// Nothing arrived within the timeout.
     #[error("nothing arrived within the timeout")]
     Timeout,
     /// Every sender is gone and the queue is empty: the sink may finish.
@@ -168,14 +330,33 @@ pub enum RecvError {
 impl<T> QueueReceiver<T> {
     /// Waits for one item; `Err` once every sender is gone and the queue is drained.
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.rx.recv().map_err(|_| RecvError::Closed)
+        let item = self.rx.recv().map_err(|_| RecvError::Closed)?;
+        Ok(self.took(item))
     }
 
+    /// Waits up to `timeout` for one item (`Duration::ZERO`: only one already there).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
-        self.rx.recv_timeout(timeout).map_err(|e| match e {
-            RecvTimeoutError::Timeout => RecvError::Timeout,
-            RecvTimeoutError::Disconnected => RecvError::Closed,
-        })
+        let item = if timeout.is_zero() {
+            self.rx.try_recv().map_err(|e| {
+                if e.is_disconnected() {
+                    RecvError::Closed
+                } else {
+                    RecvError::Timeout
+                }
+            })?
+        } else {
+            self.rx.recv_timeout(timeout).map_err(|e| match e {
+                RecvTimeoutError::Timeout => RecvError::Timeout,
+                RecvTimeoutError::Disconnected => RecvError::Closed,
+            })?
+        };
+        Ok(self.took(item))
+    }
+
+    /// Gives the bytes of an item taken out back to the senders.
+    fn took(&self, item: T) -> T {
+        self.shared.release((self.shared.size)(&item));
+        item
     }
 
     /// Gathers a flush unit: waits up to `timeout` for the first item, then takes what else
@@ -197,8 +378,9 @@ impl<T> QueueReceiver<T> {
         }
     }
 
+    /// The queue's gauges now.
     pub fn stats(&self) -> QueueStats {
-        stats(self.rx.len(), self.capacity, &self.counters)
+        stats(self.rx.len(), self.capacity, &self.shared)
     }
 }
 
@@ -214,12 +396,14 @@ impl<T> UnitSource for QueueReceiver<T> {
     }
 }
 
-fn stats(depth: usize, capacity: usize, counters: &Counters) -> QueueStats {
+fn stats<T>(depth: usize, capacity: usize, shared: &Shared<T>) -> QueueStats {
     QueueStats {
         depth,
         capacity,
-        high_water: counters.high_water.load(Ordering::Relaxed),
-        dropped: counters.dropped.load(Ordering::Relaxed),
+        high_water: shared.high_water.load(Ordering::Relaxed),
+        dropped: shared.dropped.load(Ordering::Relaxed),
+        bytes: shared.bytes.load(Ordering::Relaxed),
+        max_bytes: shared.max_bytes,
     }
 }
 
@@ -275,5 +459,54 @@ mod tests {
             rx.recv_batch(3, Duration::from_secs(1), Duration::ZERO),
             Err(RecvError::Closed)
         );
+    }
+
+    #[test]
+    fn bytes_bound_the_queue_before_the_item_count() {
+        // Items are their own size in bytes: 40 + 40 fit in 100, a third 40 does not.
+        let (tx, rx) = bounded_in_bytes::<usize>(10, 100, |n| *n);
+        assert!(tx.try_send(40));
+        assert!(tx.try_send(40));
+        assert!(!tx.try_send(40));
+        assert!(tx.try_send(20));
+        let s = rx.stats();
+        assert_eq!((s.depth, s.bytes, s.max_bytes, s.dropped), (3, 100, 100, 1));
+        assert_eq!(
+            tx.send_timeout(1, Duration::from_millis(20)),
+            Err(SendError::Full(1))
+        );
+        // A blocked sender goes on as soon as an item is taken out.
+        let sender = std::thread::spawn(move || {
+            let started = Instant::now();
+            tx.send(30).unwrap();
+            started.elapsed()
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(rx.recv(), Ok(40));
+        let waited = sender.join().unwrap();
+        assert!(waited >= Duration::from_millis(20), "{waited:?}");
+        assert_eq!(rx.stats().bytes, 90);
+        let rest: Vec<usize> = std::iter::from_fn(|| rx.recv().ok()).collect();
+        assert_eq!(rest, vec![40, 20, 30]);
+        assert_eq!(rx.stats().bytes, 0);
+    }
+
+    #[test]
+    fn an_item_bigger_than_the_bound_passes_alone() {
+        let (tx, rx) = bounded_in_bytes::<usize>(10, 100, |n| *n);
+        assert!(tx.try_send(500));
+        assert!(!tx.try_send(1));
+        assert_eq!(rx.recv(), Ok(500));
+        assert!(tx.try_send(1));
+    }
+
+    #[test]
+    fn a_sender_waiting_for_bytes_sees_the_receiver_go() {
+        let (tx, rx) = bounded_in_bytes::<usize>(10, 10, |n| *n);
+        tx.send(10).unwrap();
+        let sender = std::thread::spawn(move || tx.send(5));
+        std::thread::sleep(Duration::from_millis(20));
+        drop(rx);
+        assert_eq!(sender.join().unwrap(), Err(SendError::Closed(5)));
     }
 }
