@@ -30,6 +30,7 @@ pub(super) fn reload(path: &Path, current: &mut Config, tailer: &mut TailerHandl
         ("metrics", current.metrics != new.metrics),
         ("tail", current.tail != new.tail),
         ("syslog sources", current.syslog != new.syslog),
+        ("http sources", current.http_sources != new.http_sources),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))

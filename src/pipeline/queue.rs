@@ -177,21 +177,15 @@ pub fn bounded_in_bytes<T>(
     )
 }
 
-/// The bytes a queued file record holds: the record's heap (its message and fields, with
-/// the map's per-entry overhead) and the queue item itself. Used to size the daemon's
-/// queue ([`bounded_in_bytes`]); an estimate of the allocator's view, close enough to keep
-/// the RSS of a full queue near `[buffer] max_bytes`.
+/// The bytes a queued file record holds: the record's heap ([`Record::heap_bytes`]: its
+/// text, a spilled field table, its parse error), the queue item itself (the record's
+/// inline field table included) and the origin's path when the item owns it alone. Used to
+/// size the daemon's queue ([`bounded_in_bytes`]), so the RSS of a full queue stays near
+/// `[buffer] max_bytes`.
+///
+/// [`Record::heap_bytes`]: logship_parsers::Record::heap_bytes
 pub fn file_record_bytes(item: &FileRecord) -> usize {
-    // A BTreeMap entry costs its key and value headers and a share of a node beside the
-    // strings' own bytes.
-    const ENTRY: usize = 2 * std::mem::size_of::<String>() + 16;
-    let r = &item.record;
-    std::mem::size_of::<FileRecord>()
-        + r.message.capacity()
-        + r.fields
-            .iter()
-            .map(|(k, v)| k.capacity() + v.capacity() + ENTRY)
-            .sum::<usize>()
+    std::mem::size_of::<FileRecord>() + item.record.heap_bytes()
 }
 
 /// The sending end; cheap to clone, one per source thread.
