@@ -21,13 +21,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use logship::parsers::raw::Raw;
-use logship::parsers::{Format, FormatSpec, Level, ParseError, Parsed, Parser};
+use logship::parsers::{Format, FormatSpec};
 use logship::pipeline::queue::{self, RecvError};
 use logship::pipeline::{Route, Table};
 use logship::tail::{Checkpointer, ParserSpec, SourceSpec, TailConfig, Tailer};
 
 mod tail_peer;
-
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -13,11 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use logship::parsers::raw::Raw;
-use logship::parsers::{Level, ParseError, Parsed, Parser};
 use logship::pipeline::queue::{self, RecvError};
 use logship::pipeline::{Route, Table};
 use logship::tail::{Checkpointer, ParserSpec, ReadFrom, SourceSpec, TailConfig, Tailer};
-
 
 /// Prints each event as `LEVEL message key=value ...` on stderr.
 struct StderrLog;

@@ -14,7 +14,7 @@ use crate::cli::ParseArgs;
 /// Entries larger than this are cut (the daemon's default `max_line_bytes`).
 const MAX_ENTRY_BYTES: usize = 1024 * 1024;
 
-pub fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ParseArgs) -> anyhow::Result<ExitCode> {
     let spec = FormatSpec {
         format: args.format.into(),
         log_format: args.log_format,

@@ -196,7 +196,11 @@ impl Config {
                     ConfigError::at(&files[0].path, 1, "", e.message().to_owned())
                 })?;
         let host = raw.agent.host.clone().unwrap_or_else(crate::host::hostname);
-        let (sources, syslog, http_sources) = validate_sources(&raw.sources, &origins, &host)?;
+        let ValidSources {
+            files: sources,
+            syslog,
+            http: http_sources,
+        } = validate_sources(&raw.sources, &origins, &host)?;
         validate_agent(&raw, files)?;
         validate_tail(&raw.tail, files)?;
         Ok(Config {
@@ -384,12 +388,18 @@ fn key_line(file: &ConfigFile, section: &str, key: &str) -> Option<usize> {
     None
 }
 
+/// The `[[source]]`s validated, by type.
+struct ValidSources {
+    files: Vec<SourceSpec>,
+    syslog: Vec<crate::source::syslog::SyslogSpec>,
+    http: Vec<crate::source::http::HttpSourceSpec>,
+}
+
 fn validate_sources(
     sources: &[SourceConfig],
     origins: &[SourceOrigin],
     host: &str,
-) -> Result<(Vec<SourceSpec>, Vec<crate::source::syslog::SyslogSpec>), ConfigError> {
-) -> Result<(Vec<SourceSpec>, Vec<crate::source::http::HttpSourceSpec>), ConfigError> {
+) -> Result<ValidSources, ConfigError> {
     let fallback = SourceOrigin {
         file: PathBuf::from("<config>"),
         line: 1,
@@ -397,14 +407,8 @@ fn validate_sources(
     };
     let mut seen: HashMap<&str, &SourceOrigin> = HashMap::new();
     let mut specs = Vec::with_capacity(sources.len());
-) -> Result<
-    (
-        Vec<SourceSpec>,
-        Vec<crate::source::syslog::SyslogSpec>,
-        Vec<crate::source::http::HttpSourceSpec>,
-    ),
-    ConfigError,
-> {
+    let mut syslog = Vec::new();
+    let mut http = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         let origin = origins.get(i).unwrap_or(&fallback);
         let err = |key: &str, msg: String| {
@@ -438,11 +442,17 @@ fn validate_sources(
             syslog.push(spec.map_err(|(key, msg)| err(&key, msg))?);
             continue;
         }
-        if let Some(key) = crate::source::syslog::only_syslog_key(&origin.keys) {
-            return Err(err(key, "is a key of type = \"syslog\" sources".into()));
-        if source.kind == source::SourceType::Http {
+        if source.kind == SourceKind::Http {
+            if let Some(key) = crate::source::syslog::only_syslog_key(&origin.keys)
+                .filter(|k| *k != "max_connections")
+            {
+                return Err(err(key, "is a key of type = \"syslog\" sources".into()));
+            }
             http.push(crate::source::http::HttpSourceSpec::validate(source, &err)?);
             continue;
+        }
+        if let Some(key) = crate::source::syslog::only_syslog_key(&origin.keys) {
+            return Err(err(key, "is a key of type = \"syslog\" sources".into()));
         }
         if let Some(key) = source.http_keys_set().first() {
             return Err(err(key, "is for type = \"http\" sources".into()));
@@ -530,8 +540,11 @@ fn validate_sources(
         spec.exclude = exclude;
         specs.push(spec);
     }
-    Ok((specs, syslog))
-    Ok((specs, http))
+    Ok(ValidSources {
+        files: specs,
+        syslog,
+        http,
+    })
 }
 
 #[cfg(test)]

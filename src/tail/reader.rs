@@ -480,9 +480,7 @@ fn strip_cr(line: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
     use logship_parsers::raw::Raw;
-    use logship_parsers::{Level, ParseError, Parsed};
     use std::io::Write;
-
 
     fn reader_over(bytes: &[u8], max: usize) -> (tempfile::NamedTempFile, FileReader) {
         let mut f = tempfile::NamedTempFile::new().unwrap();

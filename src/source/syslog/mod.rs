@@ -465,13 +465,11 @@ impl Emitter {
             _ => self.parser.record(message, &stream.ctx, now),
         };
         record.read_at = now;
-        if let Some(h) = record.fields.get("hostname") {
+        if let Some(h) = record.field("hostname") {
             record.host = stream.host(h);
         }
         if cut {
-            record
-                .fields
-                .insert(crate::tail::TRUNCATED_FIELD.to_owned(), "true".to_owned());
+            record.set_field(crate::tail::TRUNCATED_FIELD, "true");
         }
         let seq = stream.seq;
         stream.seq += 1;
