@@ -14,7 +14,7 @@
 //!    catches up is the most the agent ships on this machine.
 //!
 //! 0. **sink alone**: the same nginx lines parsed up front and written by the library's
-//!    `Sink` in units of 1000, one in flight, against the same node in the same run: the
+//!    `CassandraSink` in units of 1000, one in flight, against the same node in the same run: the
 //!    peer the max run is compared with (goal: ≥ 0.9× its rows/s).
 //!
 //! `cargo bench --bench pipeline [-- --rate 10000 --seconds 60 --warmup 10 --backlog 1000000
@@ -602,7 +602,7 @@ fn max_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) -> Ma
 
 /// The sink alone, in the same run against the same node: the same nginx lines, parsed up
 /// front, written in units of 1000 with the daemon's pattern (one unit in flight, the
-/// next sent when the last is acknowledged), through the library's `Sink` with the
+/// next sent when the last is acknowledged), through the library's `CassandraSink` with the
 /// default `[cassandra]` settings.
 struct SinkAlone {
     rows: usize,
@@ -661,9 +661,10 @@ fn sink_alone(rt: &tokio::runtime::Runtime, node: &cassandra::Node, records: usi
         })
         .collect();
     rt.block_on(async {
-        let sink = logship::sink::Sink::connect(&node.config(&keyspace), Default::default())
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}"));
+        let sink =
+            logship::sink::CassandraSink::connect(&node.config(&keyspace), Default::default())
+                .await
+                .unwrap_or_else(|e| panic!("{e:#}"));
         // Warm-up: connections, prepared statements, the catalog's first partitions.
         for unit in all.chunks(1000).take(5) {
             sink.write_file_unit(unit)

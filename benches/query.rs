@@ -35,7 +35,7 @@ use futures::StreamExt as _;
 use jiff::{SignedDuration, Timestamp, ToSpan as _};
 use logship::parsers::Level;
 use logship::query::{Filter, Order, ReadOptions, Reader};
-use logship::sink::{CassandraConfig, Sink, SinkOptions};
+use logship::sink::{CassandraConfig, CassandraSink, SinkOptions};
 use support::cassandra::{apply_schema, default_node, repo_root, unique_keyspace};
 
 const SOURCES: [&str; 2] = ["nginx", "haproxy"];
@@ -90,7 +90,7 @@ fn streams() -> Vec<Stream> {
 
 /// Writes `total` rows: each stream's share spread evenly over [start, end), in units of
 /// 1000 of one stream, `UNITS_IN_FLIGHT` units at a time.
-async fn load(sink: &Sink, total: u64, start: Timestamp, end: Timestamp) {
+async fn load(sink: &CassandraSink, total: u64, start: Timestamp, end: Timestamp) {
     let streams = streams();
     let per_stream = total / streams.len() as u64;
     let units_per_stream = per_stream.div_ceil(1000);
@@ -311,7 +311,7 @@ fn main() {
     let start = end - SignedDuration::from_hours(SPAN_HOURS);
     let sink = rt.block_on(async {
         let session = apply_schema(&config).await;
-        let sink = Sink::with_session(session, &config, SinkOptions::default())
+        let sink = CassandraSink::with_session(session, &config, SinkOptions::default())
             .await
             .expect("sink");
         if reuse.is_none() {

@@ -1,4 +1,4 @@
-//! Sink benchmark against the local node (`scripts/bench-sink` or
+//! CassandraSink benchmark against the local node (`scripts/bench-sink` or
 //! `cargo bench --bench sink_write`): rows/s from pre-parsed records, the agent's CPU per
 //! 1000 rows, the latency of one 1000-record unit (p50/p99), for concurrent prepared
 //! inserts and for single-partition unlogged batches, one unit in flight (the daemon's
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logship::pipeline::{FileId, FileRecord};
-use logship::sink::{CassandraConfig, Sink, SinkOptions, WriteMode};
+use logship::sink::{CassandraConfig, CassandraSink, SinkOptions, WriteMode};
 use support::cassandra::{apply_schema, default_node, unique_keyspace};
 use support::records::{file_records, route};
 
@@ -74,7 +74,12 @@ impl Run {
     }
 }
 
-async fn run(sink: &Sink, units: &[Vec<FileRecord>], in_flight: usize, label: String) -> Run {
+async fn run(
+    sink: &CassandraSink,
+    units: &[Vec<FileRecord>],
+    in_flight: usize,
+    label: String,
+) -> Run {
     let server = cassandra_pid();
     let server_cpu = || server.as_deref().map_or(Duration::ZERO, cpu_time);
     let (agent0, server0, t0) = (cpu_time("self"), server_cpu(), Instant::now());
@@ -184,7 +189,7 @@ fn main() {
                 request_concurrency: concurrency,
                 ..base.clone()
             };
-            let sink = Sink::connect(&config, SinkOptions::default())
+            let sink = CassandraSink::connect(&config, SinkOptions::default())
                 .await
                 .unwrap_or_else(|e| panic!("{e:#}"));
             let warm = make(1000 + seed);

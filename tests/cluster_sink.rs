@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use cluster::{Cluster, load_average, percentile};
 use logship::pipeline::FileId;
-use logship::sink::{Sink, SinkOptions};
+use logship::sink::{CassandraSink, SinkOptions};
 use support::records::{expected_infra, file_records, route};
 
 const HOST: &str = "cluster-sink-host";
@@ -32,7 +32,7 @@ fn flush_units_during_a_node_kill_are_all_acknowledged_and_on_every_replica() {
     let config = cluster.config(&db.keyspace);
     let sink = db
         .rt
-        .block_on(Sink::connect(&config, SinkOptions::default()))
+        .block_on(CassandraSink::connect(&config, SinkOptions::default()))
         .unwrap_or_else(|e| panic!("{e:#}"));
     let route = route("unit", None, Duration::from_secs(3600));
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use agent::{Db, Workspace, open_append};
 use jiff::{SignedDuration, Timestamp};
 use logship::parsers::Level;
-use logship::sink::{AppRoute, Sink, SinkOptions};
+use logship::sink::{AppRoute, CassandraSink, SinkOptions};
 use query_support::{app_event, json_ids, query, stderr, stdout};
 
 fn access_line(at: Timestamp, path: &str, id: &str) -> String {
@@ -93,7 +93,7 @@ fn a_request_id_returns_the_nginx_lines_and_the_app_events_in_time_order() {
         ),
     ];
     db.rt.block_on(async {
-        let sink = Sink::connect(&config, SinkOptions::default())
+        let sink = CassandraSink::connect(&config, SinkOptions::default())
             .await
             .unwrap();
         sink.write_app_unit(&events, &AppRoute::default())

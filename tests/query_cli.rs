@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use logship::parsers::Level;
-use logship::sink::{AppRoute, Sink, SinkOptions};
+use logship::sink::{AppRoute, CassandraSink, SinkOptions};
 use query_support::{FileWriter, app_event, json_ids, query, route, stderr, stdout, write_config};
 use support::cassandra::{apply_schema, default_node, unique_keyspace};
 use uuid::Uuid;
@@ -32,7 +32,7 @@ async fn query_cli_reads_what_the_sink_wrote() {
     let ks = unique_keyspace("query_cli");
     let config = node.config(&ks);
     let session = apply_schema(&config).await;
-    let sink = Sink::with_session(session, &config, SinkOptions::default())
+    let sink = CassandraSink::with_session(session, &config, SinkOptions::default())
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();

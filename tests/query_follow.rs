@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use logship::parsers::Level;
-use logship::sink::{Placement, Sink, SinkOptions};
+use logship::sink::{CassandraSink, Placement, SinkOptions};
 use query_support::{FileWriter, logship, route, write_config};
 use support::cassandra::{apply_schema, default_node, unique_keyspace};
 use uuid::Uuid;
@@ -25,7 +25,7 @@ async fn follow_prints_new_rows_across_buckets_each_once() {
     let ks = unique_keyspace("query_follow");
     let config = node.config(&ks);
     let session = apply_schema(&config).await;
-    let sink = Sink::with_session(session, &config, SinkOptions::default())
+    let sink = CassandraSink::with_session(session, &config, SinkOptions::default())
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();

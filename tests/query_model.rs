@@ -13,7 +13,7 @@ use jiff::{SignedDuration, Timestamp};
 use logship::parsers::{Level, Record};
 use logship::pipeline::{FileId, FileRecord, Origin, Route, Table};
 use logship::query::{Filter, LogRow, LogTable, Order, ReadOptions, Reader, Tables, parse_regex};
-use logship::sink::{AppEvent, AppRoute, Sink, SinkOptions, file_row_id};
+use logship::sink::{AppEvent, AppRoute, CassandraSink, SinkOptions, file_row_id};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use support::cassandra::{apply_schema, default_node, unique_keyspace};
@@ -75,7 +75,7 @@ async fn random_filters_return_exactly_the_model_rows_in_order() {
     let ks = unique_keyspace("query_model");
     let config = node.config(&ks);
     let session = apply_schema(&config).await;
-    let sink = Sink::with_session(session, &config, SinkOptions::default())
+    let sink = CassandraSink::with_session(session, &config, SinkOptions::default())
         .await
         .unwrap();
     let n_rows: usize = std::env::var("QUERY_MODEL_ROWS")

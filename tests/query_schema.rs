@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 
 use logship::sink::schema;
-use logship::sink::{Sink, SinkError, SinkOptions};
+use logship::sink::{CassandraSink, SinkError, SinkOptions};
 use support::cassandra::{default_node, unique_keyspace};
 
 fn ident(name: &str) -> String {
@@ -85,7 +85,7 @@ async fn apply_adds_what_an_old_schema_lacks_and_keeps_rows() {
     ] {
         assert!(missing.iter().any(|m| m == want), "{want} in {missing:?}");
     }
-    let err = Sink::connect(&config, SinkOptions::default())
+    let err = CassandraSink::connect(&config, SinkOptions::default())
         .await
         .expect_err("an old schema must stop the agent");
     assert!(matches!(err, SinkError::Schema { .. }), "{err:#}");
@@ -128,7 +128,7 @@ async fn apply_adds_what_an_old_schema_lacks_and_keeps_rows() {
     assert_eq!(n, 1);
 
     // Now the agent starts, and the new request_id index answers.
-    let sink = Sink::connect(&config, SinkOptions::default())
+    let sink = CassandraSink::connect(&config, SinkOptions::default())
         .await
         .unwrap();
     drop(sink);

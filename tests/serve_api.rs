@@ -19,7 +19,7 @@ use fleet::Stream;
 use http_client::{EventStream, get};
 use jiff::{SignedDuration, Timestamp};
 use logship::parsers::Level;
-use logship::sink::{AppEvent, AppRoute, Sink, SinkOptions, file_row_id};
+use logship::sink::{AppEvent, AppRoute, CassandraSink, SinkOptions, file_row_id};
 use serde_json::Value;
 use serve_process::ServeProcess;
 use support::cassandra::{apply_schema, default_node, unique_keyspace};
@@ -61,7 +61,7 @@ struct Data {
 }
 
 /// Writes the fleet and the application events through the sink; returns the model.
-async fn write_data(sink: &Sink) -> Data {
+async fn write_data(sink: &CassandraSink) -> Data {
     let end = Timestamp::now() - SignedDuration::from_secs(60);
     let start = end - SignedDuration::from_secs(2 * 3600);
     let mut rows = Vec::new();
@@ -226,7 +226,7 @@ fn http_api_reads_what_the_sink_wrote() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let data = rt.block_on(async {
         let session = apply_schema(&config).await;
-        let sink = Sink::with_session(session, &config, SinkOptions::default())
+        let sink = CassandraSink::with_session(session, &config, SinkOptions::default())
             .await
             .expect("sink");
         write_data(&sink).await
@@ -445,7 +445,7 @@ fn live_stream(
     let live = Stream::new("live", "web-9", Duration::from_secs(60), 99);
     let other = Stream::new("live", "web-8", Duration::from_secs(60), 98);
     let sink = rt
-        .block_on(Sink::connect(config, SinkOptions::default()))
+        .block_on(CassandraSink::connect(config, SinkOptions::default()))
         .expect("sink");
     let mut expected = Vec::new();
     for batch in 0..2u64 {

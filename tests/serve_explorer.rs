@@ -22,7 +22,7 @@ use browser::Browser;
 use fleet::Stream;
 use jiff::{SignedDuration, Timestamp};
 use logship::parsers::Level;
-use logship::sink::{Sink, SinkOptions};
+use logship::sink::{CassandraSink, SinkOptions};
 use serde_json::Value;
 use serve_process::ServeProcess;
 use support::cassandra::{apply_schema, default_node, unique_keyspace};
@@ -63,7 +63,7 @@ fn explorer_filters_expands_and_follows_in_headless_chromium() {
     let mut written = Vec::new();
     let sink = rt.block_on(async {
         let session = apply_schema(&config).await;
-        let sink = Sink::with_session(session, &config, SinkOptions::default())
+        let sink = CassandraSink::with_session(session, &config, SinkOptions::default())
             .await
             .expect("sink");
         let mut index = 0;

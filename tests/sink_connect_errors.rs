@@ -7,11 +7,11 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use logship::sink::{CassandraConfig, Sink, SinkError, SinkOptions, TlsConfig};
+use logship::sink::{CassandraConfig, CassandraSink, SinkError, SinkOptions, TlsConfig};
 use support::cassandra::{default_node, secure_node};
 
 async fn connect_err(config: &CassandraConfig) -> (SinkError, String) {
-    let err = Sink::connect(config, SinkOptions::default())
+    let err = CassandraSink::connect(config, SinkOptions::default())
         .await
         .expect_err("the connection must be refused");
     let text = format!("{err:#}");

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use logship::pipeline::FileId;
-use logship::sink::{CassandraConfig, CircuitState, Sink, SinkOptions};
+use logship::sink::{CassandraConfig, CassandraSink, CircuitState, SinkOptions};
 use support::cassandra::{
     DURABLE_COMMITLOG_JAVA_OPTS, Node, apply_schema, script_env_ok, secure_node, unique_keyspace,
     wait_for,
@@ -77,7 +77,7 @@ async fn cassandra_killed_mid_stream_then_restarted_loses_and_duplicates_nothing
         ..node.config(&ks)
     };
     apply_schema(&config).await;
-    let sink = Sink::connect(&config, SinkOptions::default())
+    let sink = CassandraSink::connect(&config, SinkOptions::default())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
 

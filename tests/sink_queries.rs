@@ -8,7 +8,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use logship::parsers::Level;
 use logship::pipeline::{FileId, FileRecord};
-use logship::sink::{AppRoute, Placement, Sink, SinkOptions};
+use logship::sink::{AppRoute, CassandraSink, Placement, SinkOptions};
 use scylla::value::CqlTimestamp;
 use support::cassandra::{apply_schema, default_node, unique_keyspace};
 use support::records::{
@@ -58,7 +58,7 @@ async fn seed_queries_answer_from_real_rows() {
     let ks = unique_keyspace("queries");
     let config = node.config(&ks);
     apply_schema(&config).await;
-    let sink = Sink::connect(&config, SinkOptions::default())
+    let sink = CassandraSink::connect(&config, SinkOptions::default())
         .await
         .unwrap();
 

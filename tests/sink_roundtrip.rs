@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use logship::pipeline::FileId;
-use logship::sink::{AppRoute, CassandraConfig, Sink, SinkOptions, WriteMode};
+use logship::sink::{AppRoute, CassandraConfig, CassandraSink, SinkOptions, WriteMode};
 use support::cassandra::{Node, apply_schema, default_node, unique_keyspace};
 use support::records::{
     APP_COLUMNS, INFRA_COLUMNS, expected_app, expected_infra, file_records, query_app, query_infra,
@@ -26,13 +26,13 @@ async fn keyspace(node: &Node) -> &'static str {
     .await
 }
 
-async fn sink(node: &Node, mode: WriteMode) -> (Sink, CassandraConfig) {
+async fn sink(node: &Node, mode: WriteMode) -> (CassandraSink, CassandraConfig) {
     let ks = keyspace(node).await;
     let config = CassandraConfig {
         write_mode: mode,
         ..node.config(ks)
     };
-    let sink = Sink::connect(&config, SinkOptions::default())
+    let sink = CassandraSink::connect(&config, SinkOptions::default())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     (sink, config)
@@ -313,7 +313,7 @@ async fn oversized_records_are_truncated_and_flagged() {
         max_record_bytes: 4096,
         ..node.config(ks)
     };
-    let sink = Sink::connect(&config, SinkOptions::default())
+    let sink = CassandraSink::connect(&config, SinkOptions::default())
         .await
         .unwrap();
     let r = route("trunc", None, Duration::from_secs(3600));
@@ -364,7 +364,7 @@ async fn a_record_cassandra_refuses_goes_to_the_dead_letter_file_and_the_rest_is
         let options = SinkOptions {
             dead_letter_dir: Some(dir.path().to_owned()),
         };
-        let sink = Sink::connect(&config, options).await.unwrap();
+        let sink = CassandraSink::connect(&config, options).await.unwrap();
         let r = route(source, None, Duration::from_secs(3600));
         let mut records = file_records(
             &r,

@@ -5,7 +5,7 @@ mod support;
 use std::time::Duration;
 
 use logship::pipeline::FileId;
-use logship::sink::{Sink, SinkOptions, schema};
+use logship::sink::{CassandraSink, SinkOptions, schema};
 use scylla::client::session::Session;
 use support::cassandra::{apply_schema, default_node, unique_keyspace};
 use support::records::{file_records, read_all_infra, route};
@@ -81,7 +81,7 @@ async fn schema_applied_twice_changes_nothing_and_keeps_the_rows() {
         "indexes must be SAI: {text}"
     );
 
-    let sink = Sink::connect(&config, SinkOptions::default())
+    let sink = CassandraSink::connect(&config, SinkOptions::default())
         .await
         .unwrap();
     let r = route("schema", None, Duration::from_secs(3600));

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use logship::pipeline::FileId;
-use logship::sink::{CassandraConfig, Sink, SinkError, SinkOptions};
+use logship::sink::{CassandraConfig, CassandraSink, SinkError, SinkOptions};
 use support::cassandra::{apply_schema, secure_node, unique_keyspace};
 use support::records::{expected_infra, file_records, read_all_infra, route};
 
@@ -27,7 +27,7 @@ async fn the_tls_node_is_reached_over_tls_with_the_agents_role() {
     let config = node.config(&ks);
     assert!(config.tls.is_some() && config.username.as_deref() == Some("logship"));
     apply_schema(&config).await;
-    let sink = Sink::connect(&config, SinkOptions::default())
+    let sink = CassandraSink::connect(&config, SinkOptions::default())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     let r = route("tls", None, Duration::from_secs(3600));
@@ -58,7 +58,7 @@ async fn the_tls_node_is_reached_over_tls_with_the_agents_role() {
         connect_timeout: Duration::from_secs(3),
         ..config.clone()
     };
-    let err = Sink::connect(&plain, SinkOptions::default())
+    let err = CassandraSink::connect(&plain, SinkOptions::default())
         .await
         .unwrap_err();
     assert_one_line_naming(&err, &node.contact_point());
@@ -74,7 +74,7 @@ async fn a_wrong_password_is_a_clear_one_line_error_naming_the_contact_point() {
         password_file: Some(password_file),
         ..node.config("logship")
     };
-    let err = Sink::connect(&config, SinkOptions::default())
+    let err = CassandraSink::connect(&config, SinkOptions::default())
         .await
         .unwrap_err();
     let text = assert_one_line_naming(&err, &node.contact_point());
@@ -94,7 +94,7 @@ async fn an_unreachable_cluster_is_a_clear_one_line_error_naming_the_contact_poi
         connect_timeout: Duration::from_secs(2),
         ..CassandraConfig::default()
     };
-    let err = Sink::connect(&config, SinkOptions::default())
+    let err = CassandraSink::connect(&config, SinkOptions::default())
         .await
         .unwrap_err();
     let text = assert_one_line_naming(&err, "127.0.0.1:1");
@@ -109,7 +109,7 @@ async fn a_missing_password_file_is_a_config_error() {
         password_file: Some("/nonexistent/logship.password".into()),
         ..CassandraConfig::default()
     };
-    let err = Sink::connect(&config, SinkOptions::default())
+    let err = CassandraSink::connect(&config, SinkOptions::default())
         .await
         .unwrap_err();
     let text = format!("{err:#}");

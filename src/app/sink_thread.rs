@@ -17,7 +17,7 @@ use logship::sink::null::NullSink;
 use logship::sink::output::SinkKind;
 use logship::sink::retry::Backoff;
 use logship::sink::stdout::StdoutSink;
-use logship::sink::{Sink, SinkError, SinkOptions};
+use logship::sink::{CassandraSink, SinkError, SinkOptions};
 use logship::tail::AckHandle;
 use tracing::{error, info};
 
@@ -99,7 +99,7 @@ impl SinkThread {
 
     /// Connects, retrying while the cluster is unreachable; gives up at once on what
     /// retrying cannot fix (login, TLS, schema), which ends the agent with a clear error.
-    fn connect(&self) -> Option<Sink> {
+    fn connect(&self) -> Option<CassandraSink> {
         let options = SinkOptions {
             dead_letter_dir: Some(self.config.agent.data_dir.clone()),
         };
@@ -111,7 +111,7 @@ impl SinkThread {
             heartbeat.waiting_until(Instant::now() + cassandra.connect_timeout * 2);
             let attempt = self.runtime.block_on(until_stopped(
                 stop,
-                Sink::connect(cassandra, options.clone()),
+                CassandraSink::connect(cassandra, options.clone()),
             ));
             match attempt {
                 None => break,

@@ -1,4 +1,4 @@
-//! The layer's Cassandra output: a drain-loop sink over the agent's own [`Sink`], driven
+//! The layer's Cassandra output: a drain-loop sink over the agent's own [`CassandraSink`], driven
 //! from the worker thread by a small runtime of its own. It connects on the first attempt,
 //! so building the layer never waits for Cassandra; the drain loop retries the rest.
 
@@ -15,7 +15,7 @@ use crate::sink::cassandra::{connect_failure, stopped, until_stopped};
 use crate::sink::deadletter::DeadLetterEntry;
 use crate::sink::retry::{Failure, RowFailure};
 use crate::sink::row::Row;
-use crate::sink::{AppEvent, AppRoute, Sink, SinkOptions, schema};
+use crate::sink::{AppEvent, AppRoute, CassandraSink, SinkOptions, schema};
 
 pub use crate::sink::CassandraConfig;
 
@@ -27,7 +27,7 @@ pub(crate) struct CassandraWriter {
     route: AppRoute,
     apply_schema: bool,
     runtime: Option<tokio::runtime::Runtime>,
-    sink: Option<Sink>,
+    sink: Option<CassandraSink>,
 }
 
 pub(crate) struct Settings<'a> {
@@ -137,7 +137,7 @@ impl drain::Sink for CassandraWriter {
                     if apply_schema {
                         schema::apply(&session, config).await?;
                     }
-                    Sink::with_session(session, config, SinkOptions::default()).await
+                    CassandraSink::with_session(session, config, SinkOptions::default()).await
                 };
                 match runtime.block_on(until_stopped(stop, connect)) {
                     Some(Ok(sink)) => {

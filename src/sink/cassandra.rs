@@ -1,5 +1,5 @@
 //! Cassandra as a drain-loop [`Sink`](crate::pipeline::drain::Sink): each attempt sends the
-//! pending rows of a unit through the shared session ([`Sink::attempt`]); the drain loop
+//! pending rows of a unit through the shared session ([`CassandraSink::attempt`]); the drain loop
 //! retries, backs off and breaks the circuit. Rows have deterministic ids, so a unit
 //! written again after a crash or a partial failure rewrites the same rows.
 
@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Sink;
+use super::CassandraSink;
 use super::deadletter::DeadLetterEntry;
 use super::error::SinkError;
 use super::retry::{Failure, RowFailure};
@@ -20,7 +20,7 @@ use crate::pipeline::progress::Progress;
 /// File records into `infrastructure_logs`, on a runtime the caller owns.
 #[derive(Debug)]
 pub struct CassandraFiles {
-    sink: Sink,
+    sink: CassandraSink,
     runtime: tokio::runtime::Handle,
     progress: Arc<Progress>,
 }
@@ -29,7 +29,7 @@ impl CassandraFiles {
     /// Writes through `sink`, driving its futures on `runtime` from the drain thread;
     /// truncated rows are counted in `progress`'s metrics.
     pub fn new(
-        sink: Sink,
+        sink: CassandraSink,
         runtime: tokio::runtime::Handle,
         progress: Arc<Progress>,
     ) -> CassandraFiles {
@@ -82,14 +82,18 @@ impl drain::Sink for CassandraFiles {
 /// its own, connecting lazily).
 #[derive(Debug)]
 pub struct CassandraApps {
-    sink: Sink,
+    sink: CassandraSink,
     runtime: tokio::runtime::Handle,
     route: AppRoute,
 }
 
 impl CassandraApps {
     /// Writes through `sink` with `route`'s TTL and bucket, on `runtime`.
-    pub fn new(sink: Sink, runtime: tokio::runtime::Handle, route: AppRoute) -> CassandraApps {
+    pub fn new(
+        sink: CassandraSink,
+        runtime: tokio::runtime::Handle,
+        route: AppRoute,
+    ) -> CassandraApps {
         CassandraApps {
             sink,
             runtime,

@@ -1,8 +1,8 @@
 //! Writing records to Apache Cassandra (issue 4).
 //!
-//! [`Sink`] holds the session and the prepared inserts; [`cassandra`] makes it a sink of
+//! [`CassandraSink`] holds the session and the prepared inserts; [`cassandra`] makes it a sink of
 //! the pipeline's drain loop, which retries, backs off, breaks the circuit and stops.
-//! [`Sink::write_file_unit`] and [`Sink::write_app_unit`] run that same drain step for
+//! [`CassandraSink::write_file_unit`] and [`CassandraSink::write_app_unit`] run that same drain step for
 //! callers on a tokio runtime (tests, benchmarks). Rows have deterministic ids, so
 //! re-sending a unit never duplicates a row. The table design is in docs/schema.md.
 //! The other outputs (file, stdout, null) and how to write one: docs/sinks.md.
@@ -72,7 +72,7 @@ pub struct UnitReport {
 /// The Cassandra sink: cheap to clone, all clones share the session, the breaker and the
 /// metrics.
 #[derive(Clone)]
-pub struct Sink {
+pub struct CassandraSink {
     inner: Arc<Inner>,
 }
 
@@ -90,9 +90,9 @@ struct Inner {
     request_fields: std::sync::RwLock<Arc<std::collections::HashMap<String, RequestFields>>>,
 }
 
-impl std::fmt::Debug for Sink {
+impl std::fmt::Debug for CassandraSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sink")
+        f.debug_struct("CassandraSink")
             .field("contact_points", &self.inner.config.endpoints_display())
             .field("keyspace", &self.inner.config.keyspace)
             .field("circuit", &self.inner.progress.circuit())
@@ -100,15 +100,15 @@ impl std::fmt::Debug for Sink {
     }
 }
 
-impl Sink {
+impl CassandraSink {
     /// Connects and prepares the inserts. Fails with a one-line error when the cluster is
     /// unreachable, refuses the login or TLS, or the tables are missing.
     pub async fn connect(
         config: &CassandraConfig,
         options: SinkOptions,
-    ) -> Result<Sink, SinkError> {
+    ) -> Result<CassandraSink, SinkError> {
         let session = session::connect(config).await?;
-        Sink::with_session(session, config, options).await
+        CassandraSink::with_session(session, config, options).await
     }
 
     /// A sink over an open session (after `schema::apply`, say).
@@ -116,14 +116,14 @@ impl Sink {
         session: Session,
         config: &CassandraConfig,
         options: SinkOptions,
-    ) -> Result<Sink, SinkError> {
+    ) -> Result<CassandraSink, SinkError> {
         let statements = Statements::prepare(&session, &config.keyspace).await?;
         let catalog = catalog::Catalog::prepare(&session, &config.keyspace).await?;
         let policy = Policy {
             retry: config.retry.clone(),
             stall_after: Duration::from_secs(5),
         };
-        Ok(Sink {
+        Ok(CassandraSink {
             inner: Arc::new(Inner {
                 session,
                 statements,

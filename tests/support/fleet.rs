@@ -12,7 +12,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use logship::parsers::{Level, Record};
 use logship::pipeline::{FileId, FileRecord, Origin, Route, Table};
-use logship::sink::Sink;
+use logship::sink::CassandraSink;
 
 /// The level of the `i`th record of a stream: mostly INFO, every 20th WARN, every 50th
 /// ERROR, every 500th CRITICAL, every 7th DEBUG (a spread a test can compute back).
@@ -106,7 +106,7 @@ impl Stream {
 
 /// Writes records `from..to` of `n` of `stream` through the sink, a unit of 1000 at a time.
 pub(crate) async fn write_stream(
-    sink: &Sink,
+    sink: &CassandraSink,
     stream: &Stream,
     range: std::ops::Range<u64>,
     n: u64,

@@ -350,7 +350,7 @@ impl drain::Sink for LazyApps {
 
     fn write(&mut self, unit: &[AppEvent], pending: &[usize], stop: &Stop) -> Vec<RowFailure> {
         if self.inner.is_none() {
-            let connect = crate::sink::Sink::connect(&self.config, self.options.clone());
+            let connect = crate::sink::CassandraSink::connect(&self.config, self.options.clone());
             match self.runtime.block_on(until_stopped(stop, connect)) {
                 Some(Ok(sink)) => {
                     self.progress.set_connected(true);
