@@ -174,7 +174,7 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     // drained, within shutdown_timeout) when run returns, before the runtime.
     let _http_sources = logship::source::http::spawn_all(
         &config.http_sources,
-        &logship::source::http::Shared::from_config(&config, runtime.handle()),
+        &logship::source::http::AgentOutputs::from_config(&config, runtime.handle()),
     )
     .context("cannot start the http sources")?;
 

@@ -20,7 +20,7 @@ use super::batch::{self, BatchConfig, Next, Received, UnitSource};
 const ROOM_POLL: Duration = Duration::from_millis(50);
 
 /// What both ends of one queue share: the gauges and the byte bound.
-struct Shared<T> {
+struct QueueState<T> {
     high_water: AtomicUsize,
     dropped: AtomicU64,
     /// Bytes of the items in the queue now, as `size` tells them.
@@ -35,9 +35,9 @@ struct Shared<T> {
     freed: Condvar,
 }
 
-impl<T> fmt::Debug for Shared<T> {
+impl<T> fmt::Debug for QueueState<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
+        f.debug_struct("QueueState")
             .field("bytes", &self.bytes)
             .field("max_bytes", &self.max_bytes)
             .field("dropped", &self.dropped)
@@ -45,7 +45,7 @@ impl<T> fmt::Debug for Shared<T> {
     }
 }
 
-impl<T> Shared<T> {
+impl<T> QueueState<T> {
     /// Takes `size` bytes of room if there is some. An empty queue takes any item, however
     /// big, so an item larger than the bound still passes (alone).
     fn try_reserve(&self, size: usize) -> bool {
@@ -152,7 +152,7 @@ pub fn bounded_in_bytes<T>(
 ) -> (QueueSender<T>, QueueReceiver<T>) {
     let capacity = capacity.max(1);
     let (tx, rx) = crossbeam_channel::bounded(capacity);
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(QueueState {
         high_water: AtomicUsize::new(0),
         dropped: AtomicU64::new(0),
         bytes: AtomicUsize::new(0),
@@ -193,7 +193,7 @@ pub fn file_record_bytes(item: &FileRecord) -> usize {
 pub struct QueueSender<T> {
     tx: Sender<T>,
     capacity: usize,
-    shared: Arc<Shared<T>>,
+    shared: Arc<QueueState<T>>,
 }
 
 impl<T> Clone for QueueSender<T> {
@@ -287,7 +287,7 @@ impl<T> QueueSender<T> {
 pub struct QueueReceiver<T> {
     rx: Receiver<T>,
     capacity: usize,
-    shared: Arc<Shared<T>>,
+    shared: Arc<QueueState<T>>,
 }
 
 impl<T> Clone for QueueReceiver<T> {
@@ -390,7 +390,7 @@ impl<T> UnitSource for QueueReceiver<T> {
     }
 }
 
-fn stats<T>(depth: usize, capacity: usize, shared: &Shared<T>) -> QueueStats {
+fn stats<T>(depth: usize, capacity: usize, shared: &QueueState<T>) -> QueueStats {
     QueueStats {
         depth,
         capacity,

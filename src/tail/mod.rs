@@ -54,7 +54,7 @@ pub use config::{ReadFrom, SourceTailSettings, TailConfig};
 pub use discover::PatternError;
 pub use source::SourceCounters;
 
-use source::{Control, Shared, SourceWorker};
+use source::{Control, SourceContext, SourceWorker};
 use store::{CheckpointStore, checkpoint_loop};
 
 /// Field set to `"true"` on a record whose line or entry was cut at `max_line_bytes`.
@@ -279,7 +279,7 @@ impl Tailer {
             Arc::clone(&tracker),
             config.checkpoint_retention(),
         ));
-        let shared = Shared {
+        let shared = SourceContext {
             tracker: Arc::clone(&tracker),
             store: Arc::clone(&store),
             open_files: Arc::new(AtomicUsize::new(0)),
@@ -320,7 +320,7 @@ impl Tailer {
 
 /// The running tailer: acknowledgements, reload, metrics and shutdown.
 pub struct TailerHandle {
-    shared: Shared,
+    shared: SourceContext,
     queue: Option<QueueSender<FileRecord>>,
     sources: HashMap<Arc<str>, Running>,
     counters: CounterList,

@@ -52,7 +52,7 @@ pub struct SourceCounters {
 
 /// What every source thread shares.
 #[derive(Clone)]
-pub(crate) struct Shared {
+pub(crate) struct SourceContext {
     pub tracker: Arc<AckTracker>,
     pub store: Arc<CheckpointStore>,
     pub open_files: Arc<AtomicUsize>,
@@ -71,7 +71,7 @@ pub(crate) struct SourceWorker {
     spec: SourceSpec,
     parser: Arc<dyn Parser>,
     patterns: Patterns,
-    shared: Shared,
+    shared: SourceContext,
     queue: QueueSender<FileRecord>,
     control: Receiver<Control>,
     counters: Arc<SourceCounters>,
@@ -100,7 +100,7 @@ impl SourceWorker {
         spec: SourceSpec,
         parser: Arc<dyn Parser>,
         patterns: Patterns,
-        shared: Shared,
+        shared: SourceContext,
         queue: QueueSender<FileRecord>,
         control: Receiver<Control>,
         counters: Arc<SourceCounters>,

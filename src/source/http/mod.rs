@@ -67,7 +67,7 @@ pub enum HttpSourceError {
 
 /// What every HTTP source of the agent shares: where rows go and how the drain retries.
 #[derive(Debug, Clone)]
-pub struct Shared {
+pub struct AgentOutputs {
     /// The agent's runtime: the listener and the Cassandra driver run on it.
     pub runtime: tokio::runtime::Handle,
     /// `[cassandra]`.
@@ -84,10 +84,13 @@ pub struct Shared {
     pub shutdown_timeout: Duration,
 }
 
-impl Shared {
+impl AgentOutputs {
     /// The settings a validated config gives.
-    pub fn from_config(config: &crate::config::Config, runtime: &tokio::runtime::Handle) -> Shared {
-        Shared {
+    pub fn from_config(
+        config: &crate::config::Config,
+        runtime: &tokio::runtime::Handle,
+    ) -> AgentOutputs {
+        AgentOutputs {
             runtime: runtime.clone(),
             cassandra: config.cassandra.clone(),
             batch: config.batch,
@@ -230,13 +233,13 @@ impl Drop for HttpSource {
 /// Starts every configured HTTP source.
 pub fn spawn_all(
     specs: &[HttpSourceSpec],
-    shared: &Shared,
+    shared: &AgentOutputs,
 ) -> Result<Vec<HttpSource>, HttpSourceError> {
     specs.iter().map(|s| spawn(s.clone(), shared)).collect()
 }
 
 /// Binds `spec.listen`, starts its drain thread and its accept loop.
-pub fn spawn(spec: HttpSourceSpec, shared: &Shared) -> Result<HttpSource, HttpSourceError> {
+pub fn spawn(spec: HttpSourceSpec, shared: &AgentOutputs) -> Result<HttpSource, HttpSourceError> {
     let std_listener =
         std::net::TcpListener::bind(spec.listen).map_err(|source| HttpSourceError::Bind {
             name: spec.name.clone(),
