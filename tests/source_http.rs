@@ -332,6 +332,12 @@ fn bad_requests_are_refused_with_their_reason_and_slow_or_many_clients_do_not_ho
     );
     drop(held);
     assert!(agent.is_running(), "the agent died:\n{}", agent.stderr());
+    // The agent's /metrics counts the connections it closed at accept (10,000 held
+    // against a limit of 64: most of them).
+    let refused = agent
+        .metric("logship_http_connections_refused_total{source=\"events\"}")
+        .expect("the refused-connections series");
+    assert!(refused >= 5_000.0, "only {refused} connections refused");
     assert!(
         rss_during < rss_before + 64 * 1024,
         "RSS grew from {rss_before} KiB to {rss_during} KiB"
