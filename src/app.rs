@@ -140,6 +140,7 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         sink: Arc::clone(&progress),
         own_records_skipped: Arc::clone(&state.own_skipped),
         syslog: syslog.stats(),
+        http: logship::source::http::HttpProbes::default(),
     };
     let _http = if config.metrics.enabled {
         Some(start_http(
@@ -175,6 +176,7 @@ pub(crate) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let _http_sources = logship::source::http::spawn_all(
         &config.http_sources,
         &logship::source::http::AgentOutputs::from_config(&config, runtime.handle()),
+        &probes.http,
     )
     .context("cannot start the http sources")?;
 

@@ -332,6 +332,12 @@ fn bad_requests_are_refused_with_their_reason_and_slow_or_many_clients_do_not_ho
     );
     drop(held);
     assert!(agent.is_running(), "the agent died:\n{}", agent.stderr());
+    // The agent's /metrics counts the connections it closed at accept (10,000 held
+    // against a limit of 64: most of them).
+    let refused = agent
+        .metric("logship_http_connections_refused_total{source=\"events\"}")
+        .expect("the refused-connections series");
+    assert!(refused >= 5_000.0, "only {refused} connections refused");
     assert!(
         rss_during < rss_before + 64 * 1024,
         "RSS grew from {rss_before} KiB to {rss_during} KiB"
@@ -456,6 +462,28 @@ fn a_full_queue_answers_429_storage_down_answers_503_and_nothing_accepted_is_los
     assert!(p.header("retry-after").is_some(), "{}", p.head);
     assert!(p.body.contains("circuit open"), "{}", p.body);
 
+    // The agent's own endpoints tell it: /health 503 naming the source, /metrics its
+    // breaker open. The source's port serves only /events.
+    let health = wait_until(
+        Duration::from_secs(30),
+        "/health 503 naming the stalled http source",
+        || match agent.get("/health") {
+            Some((503, body)) if body.contains("http source events: writes stalled") => Some(body),
+            _ => None,
+        },
+    );
+    let health: serde_json::Value = serde_json::from_str(&health).expect("/health is JSON");
+    assert_eq!(health["http_sources"][0]["name"], "events", "{health}");
+    assert_eq!(health["http_sources"][0]["stalled"], true, "{health}");
+    assert_eq!(
+        agent.metric("logship_http_circuit_state{source=\"events\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        agent::http_get(port, "/metrics").map(|(status, _)| status),
+        Some(404)
+    );
+
     // Back: every accepted event lands exactly once, no refused one does.
     proxy.set(Mode::Pass);
     let want: Vec<String> = accepted
@@ -483,6 +511,52 @@ fn a_full_queue_answers_429_storage_down_answers_503_and_nothing_accepted_is_los
         );
     }
     assert_eq!(counts.values().sum::<usize>(), want.len() + 1);
+
+    // Written again: /health 200, and the agent's /metrics agrees with what the client saw.
+    wait_until(
+        Duration::from_secs(30),
+        "/health 200 after the outage",
+        || matches!(agent.get("/health"), Some((200, _))).then_some(()),
+    );
+    let m = agent.metrics();
+    let series = |s: &str| agent::metric_value(&m, s).unwrap_or(0.0) as usize;
+    assert_eq!(
+        series("logship_http_requests_total{source=\"events\",status=\"202\"}"),
+        accepted.len() + 1,
+        "{m}"
+    );
+    assert!(series("logship_http_requests_total{source=\"events\",status=\"429\"}") >= 1);
+    assert!(series("logship_http_requests_total{source=\"events\",status=\"503\"}") >= 1);
+    let answered: usize = m
+        .lines()
+        .filter(|l| l.starts_with("logship_http_requests_total{source=\"events\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<usize>().ok())
+        .sum();
+    // + the warm-up request and the 404 from the source's port.
+    assert_eq!(answered, accepted.len() + refused.len() + 2, "{m}");
+    assert_eq!(
+        series("logship_http_events_total{source=\"events\",outcome=\"accepted\"}"),
+        want.len() + 1,
+        "{m}"
+    );
+    let refused_events: usize = refused
+        .iter()
+        .map(|tag| if tag.starts_with("full") { 40 } else { 1 })
+        .sum();
+    assert_eq!(
+        series("logship_http_events_total{source=\"events\",outcome=\"rejected\"}"),
+        refused_events,
+        "{m}"
+    );
+    assert_eq!(
+        series("logship_http_circuit_state{source=\"events\"}"),
+        0,
+        "{m}"
+    );
+    assert_eq!(
+        series("logship_http_queue_capacity{source=\"events\"}"),
+        200
+    );
     agent.signal(libc::SIGTERM);
     assert!(agent.wait_exit(Duration::from_secs(40)).success());
 }

@@ -11,6 +11,7 @@ use logship::pipeline::progress::Progress;
 use logship::pipeline::queue::QueueStats;
 use logship::sink::CircuitState;
 use logship::sink::output::SinkKind;
+use logship::source::http::HttpSnapshot;
 use logship::tail::TailMonitor;
 use logship::telemetry::{http, metrics};
 use tracing::error;
@@ -31,9 +32,11 @@ pub(super) fn start_http(
         .with_context(|| format!("cannot listen on {addr} for /metrics ([metrics] listen)"))?;
     let progress = Arc::clone(&probes.sink);
     let queue = Arc::clone(&probes.queue);
+    let http_sources = probes.http.clone();
     let registry = Arc::new(metrics::registry(probes));
     let render: http::RenderMetrics = Arc::new(move || metrics::render(&registry));
-    let health: http::CheckHealth = Arc::new(move || health(&state, &progress, queue()));
+    let health: http::CheckHealth =
+        Arc::new(move || health(&state, &progress, queue(), &http_sources.snapshot()));
     Ok(runtime.spawn(async move {
         if let Err(e) = http::serve(listener, render, health).await {
             error!(error = %e, "the metrics endpoint stopped");
@@ -42,11 +45,13 @@ pub(super) fn start_http(
 }
 
 /// 200 when the sink is open, every record handed to it is acknowledged within
-/// `stall_after` and every thread is alive; 503 with the reasons otherwise.
+/// `stall_after` (by the file pipeline and by every HTTP source) and every thread is
+/// alive; 503 with the reasons otherwise.
 fn health(
     state: &SinkState,
     progress: &Progress,
     q: QueueStats,
+    http_sources: &[HttpSnapshot],
 ) -> Result<serde_json::Value, serde_json::Value> {
     let mut reasons = Vec::new();
     if !state.ready() {
@@ -59,6 +64,11 @@ fn health(
         // One truth for an outage: records waiting too long, with the output's reason.
         // The breaker's state is the means of waiting, shown in `/metrics`.
         reasons.push(stall);
+    }
+    for source in http_sources {
+        if let Some(stall) = &source.stall {
+            reasons.push(format!("http source {}: {stall}", source.name));
+        }
     }
     for (thread, silent) in heartbeat::stuck(STUCK_AFTER) {
         reasons.push(format!(
@@ -73,6 +83,13 @@ fn health(
         "buffer_depth": q.depth,
         "buffer_capacity": q.capacity,
         "oldest_unacked_age_seconds": progress.oldest_unacked_age().map(|a| a.as_secs_f64()),
+        "http_sources": http_sources.iter().map(|s| serde_json::json!({
+            "name": s.name,
+            "circuit": format!("{:?}", s.circuit).to_lowercase(),
+            "stalled": s.stall.is_some(),
+            "queue_depth": s.queue_depth,
+            "queue_capacity": s.queue_capacity,
+        })).collect::<Vec<_>>(),
     });
     if reasons.is_empty() {
         Ok(body)

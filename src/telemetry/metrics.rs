@@ -30,6 +30,8 @@ pub struct Probes {
     pub own_records_skipped: Arc<std::sync::atomic::AtomicU64>,
     /// The syslog listeners' message and drop counters.
     pub syslog: crate::source::syslog::SyslogStats,
+    /// The HTTP sources' request, event and connection counters and their drain loops.
+    pub http: crate::source::http::HttpProbes,
 }
 
 impl fmt::Debug for Probes {
@@ -200,6 +202,8 @@ impl Collector for AgentCollector {
             &dropped,
         )?;
 
+        http_sources(&mut enc, &self.0.http.snapshot())?;
+
         let sink = &self.0.sink;
         gauge(
             &mut enc,
@@ -289,4 +293,104 @@ impl Collector for AgentCollector {
             None,
         )
     }
+}
+
+/// The HTTP sources' series, labelled `source`: each source has its own queue and drain
+/// loop, so its breaker and queue are its own (the agent-wide series describe the file
+/// pipeline's).
+fn http_sources(
+    enc: &mut DescriptorEncoder,
+    sources: &[crate::source::http::HttpSnapshot],
+) -> fmt::Result {
+    let statuses: Vec<Vec<String>> = sources
+        .iter()
+        .map(|s| {
+            s.requests
+                .iter()
+                .map(|(code, _)| code.to_string())
+                .collect()
+        })
+        .collect();
+    let mut requests = Vec::new();
+    for (s, codes) in sources.iter().zip(&statuses) {
+        for ((_, n), code) in s.requests.iter().zip(codes) {
+            requests.push((
+                vec![("source", s.name.as_str()), ("status", code.as_str())],
+                *n,
+            ));
+        }
+    }
+    counter(
+        enc,
+        "http_requests",
+        "Requests an HTTP source answered, by status code.",
+        &requests,
+    )?;
+    let mut events = Vec::new();
+    for s in sources {
+        events.push((
+            vec![("source", s.name.as_str()), ("outcome", "accepted")],
+            s.accepted,
+        ));
+        events.push((
+            vec![("source", s.name.as_str()), ("outcome", "rejected")],
+            s.rejected,
+        ));
+    }
+    counter(
+        enc,
+        "http_events",
+        "Events an HTTP source queued (accepted) or refused (rejected: invalid, or their request refused with 429/503).",
+        &events,
+    )?;
+    let per = |f: fn(&crate::source::http::HttpSnapshot) -> i64| -> Vec<(Vec<(&str, &str)>, i64)> {
+        sources
+            .iter()
+            .map(|s| (vec![("source", s.name.as_str())], f(s)))
+            .collect()
+    };
+    let refused: Vec<_> = sources
+        .iter()
+        .map(|s| (vec![("source", s.name.as_str())], s.refused_connections))
+        .collect();
+    counter(
+        enc,
+        "http_connections_refused",
+        "Connections an HTTP source closed at accept because max_connections were open.",
+        &refused,
+    )?;
+    let written: Vec<_> = sources
+        .iter()
+        .map(|s| (vec![("source", s.name.as_str())], s.rows_written))
+        .collect();
+    counter(
+        enc,
+        "http_rows_written",
+        "Rows of an HTTP source's events the sink acknowledged.",
+        &written,
+    )?;
+    gauge(
+        enc,
+        "http_queue_depth",
+        "Events waiting in an HTTP source's queue.",
+        &per(|s| s.queue_depth as i64),
+    )?;
+    gauge(
+        enc,
+        "http_queue_capacity",
+        "An HTTP source's queue capacity (queue_capacity).",
+        &per(|s| s.queue_capacity as i64),
+    )?;
+    gauge(
+        enc,
+        "http_circuit_state",
+        "An HTTP source's circuit breaker: 0 closed, 1 half-open, 2 open.",
+        &per(|s| i64::from(s.circuit.as_gauge())),
+    )?;
+    gauge(
+        enc,
+        "http_stalled",
+        "1 while an HTTP source's writes are stalled past stall_after.",
+        &per(|s| i64::from(s.stall.is_some())),
+    )
 }

@@ -107,7 +107,7 @@ impl AgentOutputs {
 /// The longest a stopping HTTP source waits for its queue to be written.
 pub const STOP_BUDGET: Duration = Duration::from_secs(5);
 
-/// Counters of one source, read by its `GET /metrics`.
+/// Counters of one source, read by the agent's `/metrics` through [`HttpProbes`].
 #[derive(Debug, Default)]
 pub struct HttpStats {
     /// Requests answered, by status code.
@@ -142,35 +142,85 @@ impl HttpStats {
         self.rejected.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Prometheus text exposition of these counters, labelled with the source's name.
-    fn render(&self, source: &str) -> String {
-        use std::fmt::Write as _;
-        let mut out = String::new();
-        out.push_str("# TYPE logship_http_requests_total counter\n");
+    /// Connections closed at accept so far.
+    pub fn refused_connections(&self) -> u64 {
+        self.refused_connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Requests answered so far, by status code.
+    pub fn requests_by_status(&self) -> Vec<(u16, u64)> {
         let m = self.by_status.lock().unwrap_or_else(|p| p.into_inner());
-        for (status, n) in m.iter() {
-            let _ = writeln!(
-                out,
-                "logship_http_requests_total{{source=\"{source}\",status=\"{status}\"}} {n}"
-            );
-        }
-        drop(m);
-        let rows = [
-            ("logship_http_events_accepted_total", self.accepted()),
-            ("logship_http_events_rejected_total", self.rejected()),
-            (
-                "logship_http_connections_refused_total",
-                self.refused_connections
-                    .load(std::sync::atomic::Ordering::Relaxed),
-            ),
-        ];
-        for (name, n) in rows {
-            let _ = writeln!(
-                out,
-                "# TYPE {name} counter\n{name}{{source=\"{source}\"}} {n}"
-            );
-        }
-        out
+        m.iter().map(|(s, n)| (*s, *n)).collect()
+    }
+}
+
+/// The running HTTP sources as the agent's `/metrics` and `/health` see them: filled by
+/// [`spawn_all`], read at scrape time (the endpoint starts before the sources do).
+#[derive(Debug, Clone, Default)]
+pub struct HttpProbes(Arc<std::sync::Mutex<Vec<HttpProbe>>>);
+
+#[derive(Debug)]
+struct HttpProbe {
+    name: String,
+    stats: Arc<HttpStats>,
+    progress: Arc<Progress>,
+    queue: queue::QueueReceiver<AppEvent>,
+}
+
+/// One HTTP source's state at one moment.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HttpSnapshot {
+    /// The source's name.
+    pub name: String,
+    /// Requests answered, by status code.
+    pub requests: Vec<(u16, u64)>,
+    /// Events queued.
+    pub accepted: u64,
+    /// Events refused.
+    pub rejected: u64,
+    /// Connections closed at accept because `max_connections` were open.
+    pub refused_connections: u64,
+    /// Its drain loop's breaker.
+    pub circuit: crate::sink::CircuitState,
+    /// `Some(reason)` while its writes are stalled past `stall_after`.
+    pub stall: Option<String>,
+    /// Events queued now.
+    pub queue_depth: usize,
+    /// Its queue's capacity.
+    pub queue_capacity: usize,
+    /// Rows its sink acknowledged.
+    pub rows_written: u64,
+}
+
+impl HttpProbes {
+    fn add(&self, probe: HttpProbe) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(probe);
+    }
+
+    /// Every registered source now, in start order.
+    pub fn snapshot(&self) -> Vec<HttpSnapshot> {
+        let probes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        probes
+            .iter()
+            .map(|p| {
+                let q = p.queue.stats();
+                let m = p.progress.metrics();
+                HttpSnapshot {
+                    name: p.name.clone(),
+                    requests: p.stats.requests_by_status(),
+                    accepted: p.stats.accepted(),
+                    rejected: p.stats.rejected(),
+                    refused_connections: p.stats.refused_connections(),
+                    circuit: p.progress.circuit(),
+                    stall: p.progress.stall(),
+                    queue_depth: q.depth,
+                    queue_capacity: q.capacity,
+                    rows_written: m.rows_written_application,
+                }
+            })
+            .collect()
     }
 }
 
@@ -180,6 +230,7 @@ impl HttpStats {
 pub struct HttpSource {
     name: String,
     state: Arc<server::State>,
+    progress: Arc<Progress>,
     listener: tokio::task::JoinHandle<()>,
     drain: Option<JoinHandle<drain::Ended>>,
     /// Reads the queue's depth after the senders are gone (a receiver does not keep the
@@ -234,8 +285,21 @@ impl Drop for HttpSource {
 pub fn spawn_all(
     specs: &[HttpSourceSpec],
     shared: &AgentOutputs,
+    probes: &HttpProbes,
 ) -> Result<Vec<HttpSource>, HttpSourceError> {
-    specs.iter().map(|s| spawn(s.clone(), shared)).collect()
+    specs
+        .iter()
+        .map(|s| {
+            let source = spawn(s.clone(), shared)?;
+            probes.add(HttpProbe {
+                name: source.name.clone(),
+                stats: Arc::clone(&source.state.stats),
+                progress: Arc::clone(&source.progress),
+                queue: source.queue.clone(),
+            });
+            Ok(source)
+        })
+        .collect()
 }
 
 /// Binds `spec.listen`, starts its drain thread and its accept loop.
@@ -313,7 +377,7 @@ pub fn spawn(spec: HttpSourceSpec, shared: &AgentOutputs) -> Result<HttpSource, 
     let state = Arc::new(server::State::new(
         spec.clone(),
         tx,
-        progress,
+        Arc::clone(&progress),
         waiters,
         &shared.host,
     ));
@@ -328,6 +392,7 @@ pub fn spawn(spec: HttpSourceSpec, shared: &AgentOutputs) -> Result<HttpSource, 
     Ok(HttpSource {
         name: spec.name,
         state,
+        progress,
         listener,
         drain: Some(thread),
         queue: stats_rx,

@@ -31,7 +31,7 @@ pub(crate) struct State {
     waiters: Arc<Waiters>,
     defaults: Defaults,
     connections: Arc<Semaphore>,
-    pub(crate) stats: HttpStats,
+    pub(crate) stats: Arc<HttpStats>,
 }
 
 impl State {
@@ -52,7 +52,7 @@ impl State {
             tx: Mutex::new(Some(tx)),
             progress,
             waiters,
-            stats: HttpStats::default(),
+            stats: Arc::default(),
         }
     }
 
@@ -160,16 +160,11 @@ fn retry_after(mut r: Answer, secs: u64) -> Answer {
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Answer, Infallible> {
     let answer = match (req.method(), req.uri().path()) {
         (&Method::POST, "/events") => events(&state, req).await,
-        (&Method::GET, "/metrics") => {
-            let mut r = Response::new(Full::new(Bytes::from(state.stats.render(&state.spec.name))));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
-            r
-        }
         (_, "/events") => error(StatusCode::METHOD_NOT_ALLOWED, "use POST /events"),
-        _ => error(StatusCode::NOT_FOUND, "this source answers POST /events"),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "this source answers POST /events (its counters are on the agent's /metrics)",
+        ),
     };
     state.stats.answered(answer.status().as_u16());
     Ok(answer)
