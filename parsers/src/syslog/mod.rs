@@ -60,6 +60,10 @@ const BAD_5424_HEADER: &str = "syslog: bad RFC 5424 TIMESTAMP/HOSTNAME";
 #[derive(Debug, Clone)]
 pub struct SyslogParser {
     tz: TimeZone,
+    /// The zone's offset in seconds when it has only one (UTC, `+01:00`): civil times then
+    /// convert with arithmetic instead of the zone's rules (a third of an RFC 3164 line's
+    /// cost in `tz.to_ambiguous_timestamp`).
+    fixed_offset: Option<i64>,
     /// Fixed "now" for year inference; `None`: the clock, read per line.
     reference: Option<Reference>,
     /// Tells this parser's entries in the per-thread reference cache from other parsers'
@@ -81,6 +85,7 @@ impl SyslogParser {
     /// Times without zone are read in `tz`; RFC 3164 years are inferred from the clock.
     pub fn new(tz: TimeZone) -> Self {
         SyslogParser {
+            fixed_offset: tz.to_fixed_offset().ok().map(|o| i64::from(o.seconds())),
             tz,
             reference: None,
             id: PARSERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
@@ -115,6 +120,16 @@ impl SyslogParser {
         let (mdt, rest) = timestamp::rfc3164(input).ok_or_else(|| ParseError::new(NO_HEADER))?;
         let year = year::infer(&mdt, self.reference()).ok_or_else(|| ParseError::new(NO_YEAR))?;
         let t = mdt.time;
+        // Leap seconds (`:60`) take the slow path, which rejects them as before.
+        if let (Some(offset), 0..=59) = (self.fixed_offset, t.second) {
+            let local = timestamp::days_from_civil(year, mdt.month, mdt.day) * 86_400 + t.seconds();
+            out.timestamp = Some(
+                Timestamp::new(local - offset, t.nanos)
+                    .map_err(|_| ParseError::new(OUT_OF_RANGE))?,
+            );
+            push_body(rfc3164::body(rest), out);
+            return Ok(());
+        }
         let dt = DateTime::new(
             year, mdt.month, mdt.day, t.hour, t.minute, t.second, t.nanos,
         )

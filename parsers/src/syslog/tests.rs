@@ -19,7 +19,7 @@ fn utc() -> SyslogParser {
     SyslogParser::new(TimeZone::UTC).with_reference(ts("2024-06-15T12:00:00Z"))
 }
 
-fn fields<'a>(p: &'a Parsed<'a>) -> Vec<(&'a str, &'a str)> {
+fn fields<'a>(p: &'a Parsed<'_>) -> Vec<(&'a str, &'a str)> {
     p.fields
         .iter()
         .map(|(k, v)| (k.as_ref(), v.as_ref()))
