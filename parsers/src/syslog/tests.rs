@@ -596,12 +596,18 @@ fn record_infers_the_year_from_the_read_time_and_a_fixed_offset_zone_converts_al
     let named = SyslogParser::new(TimeZone::get("Africa/Johannesburg").unwrap());
     let read = ts("2024-06-15T12:00:00Z");
     let line = b"Mar  3 04:05:06.250 host app: msg";
-    let (a, b) = (fixed.record(line, &ctx, read), named.record(line, &ctx, read));
+    let (a, b) = (
+        fixed.record(line, &ctx, read),
+        named.record(line, &ctx, read),
+    );
     assert_eq!(a.timestamp, ts("2024-03-03T02:05:06.25Z"));
     assert_eq!(a.timestamp, b.timestamp);
     // A leap second reads the same on either path.
     let leap = b"Jun 30 23:59:60 host app: leap";
-    let (a, b) = (fixed.record(leap, &ctx, read), named.record(leap, &ctx, read));
+    let (a, b) = (
+        fixed.record(leap, &ctx, read),
+        named.record(leap, &ctx, read),
+    );
     assert_eq!(
         (a.timestamp, a.parse_error.clone(), a.message()),
         (b.timestamp, b.parse_error.clone(), b.message())
