@@ -11,6 +11,11 @@
 //!    `FLUENT_BIT=/path/to/fluent-bit` gives the peer binary.
 //!
 //! Each part runs in its own process so RSS is not inflated by the other.
+//!
+//! Part 1 also counts allocations per record on the daemon's path (issue 14's "at most 3
+//! per nginx record"): every allocation of the process, on every thread (tailer, queue,
+//! the acknowledging consumer), from the tailer's start until the last line is delivered,
+//! divided by the lines. `--big-only` runs part 1 alone.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -27,6 +32,12 @@ use logship::pipeline::{Route, Table};
 use logship::tail::{Checkpointer, ParserSpec, SourceSpec, TailConfig, Tailer};
 
 mod tail_peer;
+
+#[path = "../parsers/benches/throughput/alloc_count.rs"]
+mod alloc_count;
+
+#[global_allocator]
+static ALLOCATOR: alloc_count::CountingAllocator = alloc_count::CountingAllocator;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -122,9 +133,15 @@ fn main() {
         wc_cpu,
         mb,
     );
-    print!("{}", run("big-raw"));
-    print!("{}", run("big-nginx"));
-    println!();
+    let (raw, raw_allocs) = split_allocs(run("big-raw"));
+    let (nginx, nginx_allocs) = split_allocs(run("big-nginx"));
+    print!("{raw}{nginx}");
+    println!(
+        "\nAllocations per record, tailer → queue → acknowledged (all threads): raw lines {raw_allocs}, nginx {nginx_allocs}\n"
+    );
+    if args.iter().any(|a| a == "--big-only") {
+        return;
+    }
     print!("{}", run("files"));
     tail_peer::compare(dir.path());
 }
@@ -230,14 +247,17 @@ fn big_file(dir: &Path, lines: u64, parser: ParserSpec) {
     let data = tempfile::tempdir().unwrap();
     let cpu0 = cpu_time();
     let t = Instant::now();
-    let (handle, count, consumer) = run_tailer(
-        data.path(),
-        TailConfig::default(),
-        source("big", format!("{}/big/*.log", dir.display()), parser),
-    );
-    while count.load(Ordering::Relaxed) < lines {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let ((handle, _delivered, consumer), allocs) = alloc_count::count(|| {
+        let running = run_tailer(
+            data.path(),
+            TailConfig::default(),
+            source("big", format!("{}/big/*.log", dir.display()), parser),
+        );
+        while running.1.load(Ordering::Relaxed) < lines {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        running
+    });
     let took = t.elapsed();
     let cpu = cpu_time() - cpu0;
     let mut handle = handle;
@@ -245,6 +265,15 @@ fn big_file(dir: &Path, lines: u64, parser: ParserSpec) {
     consumer.join().unwrap();
     handle.finish().unwrap();
     row(label, lines, took, cpu, bytes / (1024 * 1024));
+    println!("allocs {:.2}", allocs as f64 / lines as f64);
+}
+
+/// A `big-*` part's output: its table row, and the allocations per record it printed last.
+fn split_allocs(out: String) -> (String, String) {
+    match out.rsplit_once("allocs ") {
+        Some((row, allocs)) => (row.to_owned(), allocs.trim().to_owned()),
+        None => (out, "?".into()),
+    }
 }
 
 fn many_files(dir: &Path) {

@@ -269,7 +269,7 @@ mod tests {
         ErrorParser::new(TimeZone::UTC)
     }
 
-    fn fields<'a>(p: &'a Parsed<'a>) -> Vec<(&'a str, &'a str)> {
+    fn fields<'a>(p: &'a Parsed<'_>) -> Vec<(&'a str, &'a str)> {
         p.fields
             .iter()
             .map(|(k, v)| (k.as_ref(), v.as_ref()))

@@ -494,6 +494,14 @@ impl<'a> Iterator for FieldIter<'a> {
 
 impl ExactSizeIterator for FieldIter<'_> {}
 
+/// How many of a [`Parsed`]'s fields are held without an allocation: an RFC 3164 line with
+/// a PRI has five (`facility`, `severity`, `hostname`, `appname`, `procid`).
+pub const INLINE_PARSED_FIELDS: usize = 6;
+
+/// A [`Parsed`]'s (key, value) pairs.
+pub type ParsedFields<'a> =
+    smallvec::SmallVec<[(Cow<'a, str>, Cow<'a, str>); INLINE_PARSED_FIELDS]>;
+
 /// What a parser extracts from one entry, borrowing from the entry and the parser where it can.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed<'a> {
@@ -504,7 +512,9 @@ pub struct Parsed<'a> {
     /// The entry's message.
     pub message: Cow<'a, str>,
     /// (key, value) pairs; a later value for a key replaces an earlier one in the record.
-    pub fields: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// The first [`INLINE_PARSED_FIELDS`] live in the value itself, so a syslog line's
+    /// fields cost no allocation; more (nginx, RFC 5424 structured data) spill to the heap.
+    pub fields: ParsedFields<'a>,
 }
 
 impl<'a> Parsed<'a> {
@@ -514,7 +524,7 @@ impl<'a> Parsed<'a> {
             timestamp,
             level,
             message,
-            fields: Vec::new(),
+            fields: ParsedFields::new(),
         }
     }
 

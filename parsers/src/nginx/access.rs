@@ -81,7 +81,7 @@ impl Parser for AccessParser {
             timestamp: None,
             level: Level::Info,
             message: line.text_of(entry),
-            fields: Vec::with_capacity(self.capacity),
+            fields: crate::record::ParsedFields::with_capacity(self.capacity),
         };
         let mut time_rank = TimeRank::None;
         for slot in &format.slots {

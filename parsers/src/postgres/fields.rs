@@ -92,10 +92,10 @@ fn duration_ms(message: &str) -> Option<&str> {
 /// The record for an entry whose fields parsed but whose timestamp zone did not resolve:
 /// the raw entry is the message (as for any parse error), the fields are kept, the time is
 /// the read time.
-pub(crate) fn record_with_zone_error(
-    parsed: Parsed<'_>,
+pub(crate) fn record_with_zone_error<'a>(
+    parsed: Parsed<'a>,
     error: ZoneError,
-    entry: &[u8],
+    entry: &'a [u8],
     ctx: &RecordContext,
     read_time: Timestamp,
 ) -> Record {
@@ -120,9 +120,9 @@ pub(crate) fn strict(result: ZonedParse<'_>) -> Result<Parsed<'_>, ParseError> {
     }
 }
 
-pub(crate) fn lenient(
-    result: ZonedParse<'_>,
-    entry: &[u8],
+pub(crate) fn lenient<'a>(
+    result: ZonedParse<'a>,
+    entry: &'a [u8],
     ctx: &RecordContext,
     read_time: Timestamp,
 ) -> Record {

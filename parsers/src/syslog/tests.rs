@@ -19,7 +19,7 @@ fn utc() -> SyslogParser {
     SyslogParser::new(TimeZone::UTC).with_reference(ts("2024-06-15T12:00:00Z"))
 }
 
-fn fields<'a>(p: &'a Parsed<'a>) -> Vec<(&'a str, &'a str)> {
+fn fields<'a>(p: &'a Parsed<'_>) -> Vec<(&'a str, &'a str)> {
     p.fields
         .iter()
         .map(|(k, v)| (k.as_ref(), v.as_ref()))
@@ -579,4 +579,37 @@ proptest! {
         let r = SyslogParser::new(TimeZone::UTC).record(&line, &ctx, read);
         prop_assert!(!r.message().ends_with('\r') || line.ends_with(b"\r\r"));
     }
+}
+
+#[test]
+fn record_infers_the_year_from_the_read_time_and_a_fixed_offset_zone_converts_alike() {
+    let ctx = RecordContext::new("syslog", "h");
+    let line = b"Dec 31 23:59:59 host app: last second of a year";
+    // No fixed reference: the read time is "now", so a December line read in January is
+    // from the year before (the clock would say otherwise).
+    let parser = SyslogParser::new(TimeZone::UTC);
+    let r = parser.record(line, &ctx, ts("2021-01-01T00:00:10Z"));
+    assert_eq!(r.timestamp, ts("2020-12-31T23:59:59Z"));
+    // A fixed offset (the arithmetic path) and a named zone at the same offset (the
+    // zone-rules path) give the same instant.
+    let fixed = SyslogParser::new(TimeZone::fixed(jiff::tz::offset(2)));
+    let named = SyslogParser::new(TimeZone::get("Africa/Johannesburg").unwrap());
+    let read = ts("2024-06-15T12:00:00Z");
+    let line = b"Mar  3 04:05:06.250 host app: msg";
+    let (a, b) = (
+        fixed.record(line, &ctx, read),
+        named.record(line, &ctx, read),
+    );
+    assert_eq!(a.timestamp, ts("2024-03-03T02:05:06.25Z"));
+    assert_eq!(a.timestamp, b.timestamp);
+    // A leap second reads the same on either path.
+    let leap = b"Jun 30 23:59:60 host app: leap";
+    let (a, b) = (
+        fixed.record(leap, &ctx, read),
+        named.record(leap, &ctx, read),
+    );
+    assert_eq!(
+        (a.timestamp, a.parse_error.clone(), a.message()),
+        (b.timestamp, b.parse_error.clone(), b.message())
+    );
 }
