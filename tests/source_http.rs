@@ -23,6 +23,19 @@ const NDJSON: &str = "application/x-ndjson";
 const JSON: &str = "application/json";
 
 /// Event `i` of `service` with a client id and a fixed timestamp, as a retry resends it.
+/// The 10,000-connection test takes the machine's sockets, file descriptors and much of
+/// its two cores: it runs alone (write lock), the other tests of this file beside each
+/// other (read locks), so their Cassandra requests do not time out behind it.
+fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    HEAVY.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn beside_others() -> std::sync::RwLockReadGuard<'static, ()> {
+    HEAVY.read().unwrap_or_else(|p| p.into_inner())
+}
+
+static HEAVY: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 fn event(service: &str, i: usize) -> serde_json::Value {
     json!({
         "id": format!("ev-{i}"),
@@ -38,6 +51,7 @@ fn event(service: &str, i: usize) -> serde_json::Value {
 
 #[test]
 fn ack_written_with_client_retries_lands_every_event_exactly_once() {
+    let _heavy = beside_others();
     let Some(db) = Db::new("http_once") else {
         return;
     };
@@ -127,6 +141,7 @@ fn ack_written_with_client_retries_lands_every_event_exactly_once() {
 
 #[test]
 fn ack_written_events_resent_after_an_agent_crash_land_exactly_once() {
+    let _heavy = beside_others();
     let Some(db) = Db::new("http_crash") else {
         return;
     };
@@ -167,6 +182,7 @@ fn ack_written_events_resent_after_an_agent_crash_land_exactly_once() {
 
 #[test]
 fn a_clean_stop_writes_what_ack_accepted_queued() {
+    let _heavy = beside_others();
     let Some(db) = Db::new("http_stop") else {
         return;
     };
@@ -209,6 +225,7 @@ fn a_clean_stop_writes_what_ack_accepted_queued() {
 
 #[test]
 fn bad_requests_are_refused_with_their_reason_and_slow_or_many_clients_do_not_hold_it() {
+    let _heavy = alone();
     let Some(db) = Db::new("http_bad") else {
         return;
     };
@@ -381,6 +398,7 @@ fn count_fds(pid: i32) -> usize {
 
 #[test]
 fn a_full_queue_answers_429_storage_down_answers_503_and_nothing_accepted_is_lost() {
+    let _heavy = beside_others();
     let Some(db) = Db::new("http_full") else {
         return;
     };
@@ -563,6 +581,7 @@ fn a_full_queue_answers_429_storage_down_answers_503_and_nothing_accepted_is_los
 
 #[test]
 fn with_tls_the_source_speaks_https_only() {
+    let _heavy = beside_others();
     let Some(db) = Db::new("http_tls") else {
         return;
     };
@@ -686,6 +705,7 @@ fn run_python(url: &str, n: usize, capacity: usize) -> (std::process::Output, se
 
 #[test]
 fn the_python_handler_ships_every_record_with_its_extra_fields_and_request_id() {
+    let _heavy = beside_others();
     let Some(db) = Db::new("http_py") else {
         return;
     };
@@ -730,6 +750,7 @@ fn the_python_handler_ships_every_record_with_its_extra_fields_and_request_id() 
 
 #[test]
 fn the_python_handler_never_blocks_the_caller_when_the_agent_is_gone() {
+    let _heavy = beside_others();
     if python().is_none() {
         return;
     }
