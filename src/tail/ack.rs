@@ -735,7 +735,10 @@ mod tests {
         assert_eq!((f.acked(), f.acked_time()), (10, Some(ts(0))));
         // Closing the gap advances over everything acknowledged and skipped behind it.
         assert_eq!(f.ack_all([(10, 20), (20, 30)]), 2);
-        assert_eq!((f.acked(), f.acked_time(), f.in_flight()), (60, Some(ts(9)), 0));
+        assert_eq!(
+            (f.acked(), f.acked_time(), f.in_flight()),
+            (60, Some(ts(9)), 0)
+        );
     }
 
     #[test]
