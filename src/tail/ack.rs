@@ -742,6 +742,28 @@ mod tests {
     }
 
     #[test]
+    fn the_tracker_acknowledges_a_unit_of_interleaved_files() {
+        let t = AckTracker::default();
+        let (a, b) = (id(3, 1), id(4, 1));
+        for f in [a, b] {
+            t.update(f, 30, |acks| {
+                acks.register(0, 10, ts(1));
+                acks.register(10, 20, ts(2));
+                acks.register(20, 30, ts(3));
+            });
+        }
+        let o = |file, start| Origin {
+            file,
+            path: "/x".into(),
+            start,
+            end: start + 10,
+        };
+        t.ack(&[o(a, 0), o(a, 10), o(b, 0), o(a, 20), o(b, 10)]);
+        let acked = |f| t.update(f, 30, |acks| acks.acked());
+        assert_eq!((acked(a), acked(b)), (30, 20));
+    }
+
+    #[test]
     fn skipped_bytes_wait_for_what_comes_before() {
         let mut f = FileAcks::new(0, None);
         f.skip(5);
