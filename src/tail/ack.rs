@@ -116,8 +116,24 @@ impl FileAcks {
     /// where to look first (just after the span marked before), else the span is searched
     /// for; spans are in file order, so by their start.
     fn mark(&mut self, start: u64, end: u64, next: &mut usize) -> bool {
-        let i = if self.in_flight.get(*next).is_some_and(|s| s.start == start) {
-            *next
+        // Skipped bytes between two records are an acknowledged span, possibly empty (its
+        // start is then the next record's): step over them to the record.
+        let mut hint = *next;
+        while self
+            .in_flight
+            .get(hint)
+            .is_some_and(|s| s.acked && s.end <= start)
+        {
+            hint += 1;
+        }
+        let i = if self
+            .in_flight
+            .get(hint)
+            .is_some_and(|s| s.start == start && !s.acked)
+        {
+            hint
+        } else if self.in_flight.front().is_some_and(|s| s.start == start) {
+            0
         } else {
             let Ok(i) = self.in_flight.binary_search_by(|s| s.start.cmp(&start)) else {
                 return false;
@@ -761,6 +777,18 @@ mod tests {
         t.ack(&[o(a, 0), o(a, 10), o(b, 0), o(a, 20), o(b, 10)]);
         let acked = |f| t.update(f, 30, |acks| acks.acked());
         assert_eq!((acked(a), acked(b)), (30, 20));
+    }
+
+    #[test]
+    fn empty_skips_between_records_do_not_hide_the_next_record() {
+        let mut f = FileAcks::new(0, None);
+        f.register(0, 10, ts(1));
+        f.skip(10);
+        f.register(10, 20, ts(2));
+        f.skip(25);
+        f.register(25, 30, ts(3));
+        assert_eq!(f.ack_all([(0, 10), (10, 20), (25, 30)]), 3);
+        assert_eq!((f.acked(), f.in_flight()), (30, 0));
     }
 
     #[test]
