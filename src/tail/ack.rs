@@ -92,8 +92,47 @@ impl FileAcks {
     /// Marks the entry `start..end` acknowledged. Returns false for a span this file does
     /// not have in flight (a duplicate ack, or one from before a truncation).
     pub fn ack(&mut self, start: u64, end: u64) -> bool {
-        // Acks come in file order almost always: the oldest span is the one.
-        let i = if self.in_flight.front().is_some_and(|s| s.start == start) {
+        let mut next = 0;
+        let marked = self.mark(start, end, &mut next);
+        self.settle();
+        marked
+    }
+
+    /// Marks the entries `spans` acknowledged, as [`ack`](Self::ack) on each, and returns
+    /// how many it knew. A flush unit acknowledges its records of one file together: they
+    /// are mostly consecutive spans, so each is found where the one before ended, and the
+    /// acknowledged prefix is advanced once for all of them (not once per record).
+    pub fn ack_all(&mut self, spans: impl IntoIterator<Item = (u64, u64)>) -> usize {
+        let mut next = 0;
+        let marked = spans
+            .into_iter()
+            .filter(|&(start, end)| self.mark(start, end, &mut next))
+            .count();
+        self.settle();
+        marked
+    }
+
+    /// Flags the span `start..end` acknowledged without advancing the prefix. `next` is
+    /// where to look first (just after the span marked before), else the span is searched
+    /// for; spans are in file order, so by their start.
+    fn mark(&mut self, start: u64, end: u64, next: &mut usize) -> bool {
+        // Skipped bytes between two records are an acknowledged span, possibly empty (its
+        // start is then the next record's): step over them to the record.
+        let mut hint = *next;
+        while self
+            .in_flight
+            .get(hint)
+            .is_some_and(|s| s.acked && s.end <= start)
+        {
+            hint += 1;
+        }
+        let i = if self
+            .in_flight
+            .get(hint)
+            .is_some_and(|s| s.start == start && !s.acked)
+        {
+            hint
+        } else if self.in_flight.front().is_some_and(|s| s.start == start) {
             0
         } else {
             let Ok(i) = self.in_flight.binary_search_by(|s| s.start.cmp(&start)) else {
@@ -105,15 +144,26 @@ impl FileAcks {
             Some(span) if span.end == end && !span.acked => span.acked = true,
             _ => return false,
         }
-        while let Some(front) = self.in_flight.front() {
-            if !front.acked {
+        *next = i + 1;
+        true
+    }
+
+    /// Advances the acknowledged offset over the fully acknowledged prefix.
+    fn settle(&mut self) {
+        let mut last = None;
+        let mut n = 0;
+        for span in self.in_flight.iter() {
+            if !span.acked {
                 break;
             }
-            self.acked = front.end;
-            self.acked_time = front.time;
-            self.in_flight.pop_front();
+            last = Some(span);
+            n += 1;
         }
-        true
+        if let Some(span) = last {
+            self.acked = span.end;
+            self.acked_time = span.time;
+            self.in_flight.drain(..n);
+        }
     }
 
     /// Forgets spans from `offset` on: they were registered but never reached the queue
@@ -449,15 +499,28 @@ impl AckTracker {
     }
 
     /// Acknowledges entries the sink has written. Unknown spans are ignored.
+    ///
+    /// A unit holds runs of records of the same file (one tailer reads a file in order):
+    /// each run costs one table lookup and one advance of the file's acknowledged prefix
+    /// ([`FileAcks::ack_all`]), not one per record; per record only its span is flagged.
     pub fn ack<'a>(&self, origins: impl IntoIterator<Item = &'a Origin>) {
         let mut files = self.lock_mut();
-        for o in origins {
+        let mut origins = origins.into_iter().peekable();
+        while let Some(first) = origins.next() {
+            let file = first.file;
+            let run = std::iter::once(first)
+                .chain(std::iter::from_fn(|| origins.next_if(|o| o.file == file)))
+                .map(|o| (o.start, o.end));
             // Network streams have no checkpoint: nothing to look up.
-            if o.file.is_stream() {
+            if file.is_stream() {
+                run.for_each(drop);
                 continue;
             }
-            if let Some(known) = files.get_mut(&o.file) {
-                known.acks.ack(o.start, o.end);
+            match files.get_mut(&file) {
+                Some(known) => {
+                    known.acks.ack_all(run);
+                }
+                None => run.for_each(drop),
             }
         }
     }
@@ -670,6 +733,62 @@ mod tests {
         assert!(f.ack(100, 110));
         assert!(!f.ack(100, 110));
         assert_eq!(f.acked(), 110);
+    }
+
+    #[test]
+    fn a_unit_acknowledged_together_keeps_the_gap_and_duplicate_rules() {
+        let mut f = FileAcks::new(0, None);
+        for (i, start) in (0..50).step_by(10).enumerate() {
+            f.register(start, start + 10, ts(i as i64));
+        }
+        f.skip(55);
+        f.register(55, 60, ts(9));
+        // A later run first: nothing before it is acknowledged, so the offset stays.
+        assert_eq!(f.ack_all([(30, 40), (40, 50), (55, 60)]), 3);
+        assert_eq!((f.acked(), f.in_flight()), (0, 7));
+        // Unknown, misaligned and duplicate spans are ignored, the rest counts.
+        assert_eq!(f.ack_all([(0, 10), (10, 19), (0, 10), (99, 100)]), 1);
+        assert_eq!((f.acked(), f.acked_time()), (10, Some(ts(0))));
+        // Closing the gap advances over everything acknowledged and skipped behind it.
+        assert_eq!(f.ack_all([(10, 20), (20, 30)]), 2);
+        assert_eq!(
+            (f.acked(), f.acked_time(), f.in_flight()),
+            (60, Some(ts(9)), 0)
+        );
+    }
+
+    #[test]
+    fn the_tracker_acknowledges_a_unit_of_interleaved_files() {
+        let t = AckTracker::default();
+        let (a, b) = (id(3, 1), id(4, 1));
+        for f in [a, b] {
+            t.update(f, 30, |acks| {
+                acks.register(0, 10, ts(1));
+                acks.register(10, 20, ts(2));
+                acks.register(20, 30, ts(3));
+            });
+        }
+        let o = |file, start| Origin {
+            file,
+            path: "/x".into(),
+            start,
+            end: start + 10,
+        };
+        t.ack(&[o(a, 0), o(a, 10), o(b, 0), o(a, 20), o(b, 10)]);
+        let acked = |f| t.update(f, 30, |acks| acks.acked());
+        assert_eq!((acked(a), acked(b)), (30, 20));
+    }
+
+    #[test]
+    fn empty_skips_between_records_do_not_hide_the_next_record() {
+        let mut f = FileAcks::new(0, None);
+        f.register(0, 10, ts(1));
+        f.skip(10);
+        f.register(10, 20, ts(2));
+        f.skip(25);
+        f.register(25, 30, ts(3));
+        assert_eq!(f.ack_all([(0, 10), (10, 20), (25, 30)]), 3);
+        assert_eq!((f.acked(), f.in_flight()), (30, 0));
     }
 
     #[test]
