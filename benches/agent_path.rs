@@ -9,6 +9,8 @@
 
 #[path = "support/agent_metrics.rs"]
 mod agent_metrics;
+#[path = "support/agent_process.rs"]
+mod agent_process;
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write as _};
@@ -17,6 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agent_metrics::{free_port, rows_written};
+use agent_process::{cpu_secs, loadavg};
 
 fn lines_arg() -> u64 {
     let argv: Vec<String> = std::env::args().collect();
@@ -25,23 +28,6 @@ fn lines_arg() -> u64 {
         .and_then(|i| argv.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000)
-}
-
-fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-/// CPU seconds (utime+stime) of `pid`, from /proc (clock ticks of 10 ms).
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    (tick(11) + tick(12)) as f64 / 100.0
 }
 
 fn write_log(path: &Path, n: u64) {

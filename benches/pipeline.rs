@@ -25,6 +25,8 @@
 
 #[path = "support/agent_metrics.rs"]
 mod agent_metrics;
+#[path = "support/agent_process.rs"]
+mod agent_process;
 #[allow(dead_code)]
 #[path = "../tests/support/cassandra.rs"]
 mod cassandra;
@@ -32,10 +34,11 @@ mod cassandra;
 use std::fmt::Write as _;
 
 use agent_metrics::{free_port, rows_written, unit_write_time};
+use agent_process::{loadavg, start_agent};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -227,7 +230,6 @@ fn clock_ticks_per_sec() -> f64 {
 struct Agent {
     child: Child,
     port: u16,
-    log: PathBuf,
 }
 
 impl Agent {
@@ -250,30 +252,8 @@ impl Agent {
         )
         .expect("write the config");
         let log = dir.join("agent.stderr");
-        let child = Command::new(env!("CARGO_BIN_EXE_logship"))
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("JOURNAL_STREAM")
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).expect("stderr file"))
-            .spawn()
-            .expect("spawn logship");
-        let agent = Agent { child, port, log };
-        let start = Instant::now();
-        while !fs::read_to_string(&agent.log)
-            .unwrap_or_default()
-            .contains("logship ready")
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "the agent did not get ready:\n{}",
-                fs::read_to_string(&agent.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        agent
+        let child = start_agent(&config, &log);
+        Agent { child, port }
     }
 
     fn pid(&self) -> u32 {
@@ -693,13 +673,6 @@ fn sink_alone(rt: &tokio::runtime::Runtime, node: &cassandra::Node, records: usi
     })
 }
 
-/// The 1-, 5- and 15-minute load averages, as /proc/loadavg gives them.
-fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".to_owned())
-}
-
 fn cassandra_cpu_note() -> String {
     let out = cassandra::script(&["status"]).ok();
     let text = out
@@ -726,7 +699,7 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load_before = load_average();
+    let load_before = loadavg();
     println!(
         "pipeline bench: {cores} cores shared by Cassandra ({}), the agent, the writer and the poller; load average {load_before}",
         cassandra_cpu_note()
@@ -832,8 +805,5 @@ fn main() {
         m.hwm,
         met(m.hwm <= GOAL_RSS_BACKLOG)
     );
-    println!(
-        "load average before {load_before}, after {}",
-        load_average()
-    );
+    println!("load average before {load_before}, after {}", loadavg());
 }

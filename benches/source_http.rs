@@ -12,6 +12,8 @@
 #[allow(dead_code)]
 #[path = "support/agent_metrics.rs"]
 mod agent_metrics;
+#[path = "support/agent_process.rs"]
+mod agent_process;
 #[allow(dead_code)]
 #[path = "../tests/support/cassandra.rs"]
 mod cassandra;
@@ -25,43 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agent_metrics::free_port;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let argv: Vec<String> = std::env::args().collect();
-    argv.iter()
-        .position(|a| a == name)
-        .and_then(|i| argv.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-/// CPU seconds (utime+stime) of `pid`.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    (tick(11) + tick(12)) as f64 / 100.0
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
+use agent_process::{arg, cpu_secs, loadavg, status_mib};
 
 /// One keep-alive HTTP/1.1 connection posting NDJSON.
 struct Client {
@@ -184,7 +150,7 @@ fn run_phase(port: u16, pid: u32, secs: u64, clients: u64, batch: u64, tag: &str
         .collect();
     let mut peak_rss = 0.0f64;
     while started.elapsed() < Duration::from_secs(secs) {
-        peak_rss = peak_rss.max(rss_mib(pid));
+        peak_rss = peak_rss.max(status_mib(pid, "VmRSS:"));
         std::thread::sleep(Duration::from_millis(100));
     }
     stop.store(true, Ordering::Relaxed);

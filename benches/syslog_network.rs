@@ -11,56 +11,23 @@
 
 #[path = "support/agent_metrics.rs"]
 mod agent_metrics;
+#[path = "support/agent_process.rs"]
+mod agent_process;
 #[allow(dead_code)]
 #[path = "../tests/support/cassandra.rs"]
 mod cassandra;
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use agent_metrics::{free_port, rows_written};
+use agent_process::{arg, cpu_secs, loadavg, start_agent, status_mib};
 
 const LIMIT: Duration = Duration::from_secs(600);
-
-fn arg(name: &str, default: u64) -> u64 {
-    let argv: Vec<String> = std::env::args().collect();
-    argv.iter()
-        .position(|a| a == name)
-        .and_then(|i| argv.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    (tick(11) + tick(12)) as f64 / hz
-}
-
-fn hwm_mib(pid: u32) -> f64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
-}
 
 /// `n` distinct RFC 5424 messages, octet-counted, as one byte stream.
 fn tcp_stream(n: u64) -> Vec<u8> {
@@ -101,29 +68,8 @@ impl Agent {
         )
         .expect("write the config");
         let log = dir.join("agent.stderr");
-        let child = Command::new(env!("CARGO_BIN_EXE_logship"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("JOURNAL_STREAM")
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).expect("stderr file"))
-            .spawn()
-            .expect("spawn logship run");
-        let agent = Agent { child, port, log };
-        let start = Instant::now();
-        while !fs::read_to_string(&agent.log)
-            .unwrap_or_default()
-            .contains("logship ready")
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "the agent did not get ready:\n{}",
-                fs::read_to_string(&agent.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        agent
+        let child = start_agent(&config, &log);
+        Agent { child, port, log }
     }
 
     fn pid(&self) -> u32 {
@@ -231,7 +177,7 @@ fn tcp_run(name: &str, sink: &str, bytes: &[u8], n: u64) -> Run {
         name: name.to_owned(),
         secs,
         cpu: cpu_secs(agent.pid()) - cpu0,
-        hwm: hwm_mib(agent.pid()),
+        hwm: status_mib(agent.pid(), "VmHWM:"),
     }
 }
 
