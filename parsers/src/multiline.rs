@@ -73,18 +73,8 @@ impl Assembler {
         end: u64,
     ) -> Option<Entry> {
         let line = crate::record::strip_cr(line);
-        if let Some(pending) = &mut self.pending {
-            if parser.continues(&pending.bytes, line) {
-                let room = self.max_bytes.saturating_sub(pending.bytes.len());
-                if room > line.len() {
-                    pending.bytes.push(b'\n');
-                    pending.bytes.extend_from_slice(line);
-                } else {
-                    pending.truncated = true;
-                }
-                pending.end = end;
-                return None;
-            }
+        if self.continue_pending(parser, line, end) {
+            return None;
         }
         let truncated = line.len() > self.max_bytes;
         let entry = Entry {
@@ -98,6 +88,26 @@ impl Assembler {
         } else {
             Some(entry)
         }
+    }
+
+    /// Adds `line` to the pending entry when it continues it (cut at `max_bytes`, the
+    /// entry then flagged truncated); false when there is none or the line starts a new one.
+    fn continue_pending(&mut self, parser: &dyn Parser, line: &[u8], end: u64) -> bool {
+        let Some(pending) = &mut self.pending else {
+            return false;
+        };
+        if !parser.continues(&pending.bytes, line) {
+            return false;
+        }
+        let room = self.max_bytes.saturating_sub(pending.bytes.len());
+        if room > line.len() {
+            pending.bytes.push(b'\n');
+            pending.bytes.extend_from_slice(line);
+        } else {
+            pending.truncated = true;
+        }
+        pending.end = end;
+        true
     }
 
     /// As [`Assembler::push`], without copying: a single-line format's entry is the line
@@ -120,18 +130,8 @@ impl Assembler {
                 truncated,
             });
         }
-        if let Some(pending) = &mut self.pending {
-            if parser.continues(&pending.bytes, line) {
-                let room = self.max_bytes.saturating_sub(pending.bytes.len());
-                if room > line.len() {
-                    pending.bytes.push(b'\n');
-                    pending.bytes.extend_from_slice(line);
-                } else {
-                    pending.truncated = true;
-                }
-                pending.end = end;
-                return None;
-            }
+        if self.continue_pending(parser, line, end) {
+            return None;
         }
         let mut buffer = std::mem::take(&mut self.done);
         buffer.clear();
