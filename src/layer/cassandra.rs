@@ -118,15 +118,18 @@ impl drain::Sink for CassandraWriter {
             {
                 Ok(rt) => self.runtime = Some(rt),
                 Err(e) => {
-                    return fail_all(
-                        pending,
-                        Failure::Retry(format!("cannot start a runtime: {e}")),
+                    return RowFailure::all(
+                        pending.iter().copied(),
+                        &Failure::Retry(format!("cannot start a runtime: {e}")),
                     );
                 }
             }
         }
         let Some(runtime) = self.runtime.as_ref() else {
-            return fail_all(pending, Failure::Retry("no runtime".into()));
+            return RowFailure::all(
+                pending.iter().copied(),
+                &Failure::Retry("no runtime".into()),
+            );
         };
         let (config, apply_schema) = (&self.config, self.apply_schema);
         let sink = match &self.sink {
@@ -144,7 +147,9 @@ impl drain::Sink for CassandraWriter {
                         self.sink = Some(sink.clone());
                         sink
                     }
-                    Some(Err(e)) => return fail_all(pending, connect_failure(&e)),
+                    Some(Err(e)) => {
+                        return RowFailure::all(pending.iter().copied(), &connect_failure(&e));
+                    }
                     None => return stopped(pending),
                 }
             }
@@ -173,14 +178,4 @@ impl drain::Sink for CassandraWriter {
     fn attempt_bound(&self) -> Duration {
         self.config.request_timeout.max(self.config.connect_timeout) * 2
     }
-}
-
-fn fail_all(pending: &[usize], failure: Failure) -> Vec<RowFailure> {
-    pending
-        .iter()
-        .map(|&index| RowFailure {
-            index,
-            failure: failure.clone(),
-        })
-        .collect()
 }

@@ -141,13 +141,10 @@ pub(crate) fn count_truncated(
 
 /// Every pending row, failed because the stop deadline passed during the attempt.
 pub(crate) fn stopped(pending: &[usize]) -> Vec<RowFailure> {
-    pending
-        .iter()
-        .map(|&index| RowFailure {
-            index,
-            failure: Failure::Retry("the shutdown deadline passed during the write".into()),
-        })
-        .collect()
+    RowFailure::all(
+        pending.iter().copied(),
+        &Failure::Retry("the shutdown deadline passed during the write".into()),
+    )
 }
 
 /// What a failure to connect means for the rows waiting: retry while no node answers,

@@ -46,6 +46,18 @@ pub struct RowFailure {
     pub failure: Failure,
 }
 
+impl RowFailure {
+    /// The same failure for every row of `rows` (indexes into the unit).
+    pub fn all(rows: impl IntoIterator<Item = usize>, failure: &Failure) -> Vec<RowFailure> {
+        rows.into_iter()
+            .map(|index| RowFailure {
+                index,
+                failure: failure.clone(),
+            })
+            .collect()
+    }
+}
+
 /// Classifies a driver error by its kind, never by its message text. Every kind the
 /// driver has today is named, so a new one (the enums are `#[non_exhaustive]`) is a
 /// deliberate choice: unknown kinds are retried, which holds the unit rather than losing it.

@@ -191,13 +191,7 @@ async fn write_batch(
             }
             failure => {
                 tracing::debug!(error = %describe_execution_error(&e), rows = group.len(), "batch failed");
-                group
-                    .into_iter()
-                    .map(|index| RowFailure {
-                        index,
-                        failure: failure.clone(),
-                    })
-                    .collect()
+                RowFailure::all(group, &failure)
             }
         },
     }

@@ -428,13 +428,23 @@ impl drain::Sink for LazyApps {
                         self.route.clone(),
                     ));
                 }
-                Some(Err(e)) => return fail_all(pending, connect_failure(&e)),
-                None => return fail_all(pending, Failure::Retry("stopping".into())),
+                Some(Err(e)) => {
+                    return RowFailure::all(pending.iter().copied(), &connect_failure(&e));
+                }
+                None => {
+                    return RowFailure::all(
+                        pending.iter().copied(),
+                        &Failure::Retry("stopping".into()),
+                    );
+                }
             }
         }
         match self.inner.as_mut() {
             Some(inner) => inner.write(unit, pending, stop),
-            None => fail_all(pending, Failure::Retry("not connected".into())),
+            None => RowFailure::all(
+                pending.iter().copied(),
+                &Failure::Retry("not connected".into()),
+            ),
         }
     }
 
@@ -451,16 +461,6 @@ impl drain::Sink for LazyApps {
     fn attempt_bound(&self) -> Duration {
         self.config.request_timeout.max(self.config.connect_timeout) * 2
     }
-}
-
-fn fail_all(pending: &[usize], failure: Failure) -> Vec<RowFailure> {
-    pending
-        .iter()
-        .map(|&index| RowFailure {
-            index,
-            failure: failure.clone(),
-        })
-        .collect()
 }
 
 /// Keeps `QueueSender` named where the server holds it.
