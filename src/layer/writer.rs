@@ -76,11 +76,7 @@ impl drain::Sink for WriterSink {
         let mut failures = Vec::new();
         for run in runs(pending) {
             if let Err(e) = self.writer.write(&unit[run.clone()], &signal) {
-                let reason = e.to_string();
-                failures.extend(run.map(|index| RowFailure {
-                    index,
-                    failure: Failure::Retry(reason.clone()),
-                }));
+                failures.extend(RowFailure::all(run, &Failure::Retry(e.to_string())));
             }
         }
         failures

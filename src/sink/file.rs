@@ -160,13 +160,7 @@ impl drain::Sink for FileSink {
         }
         if let Err(e) = self.append(&ends) {
             let reason = format!("cannot write {}: {e}", self.path.display());
-            return pending
-                .iter()
-                .map(|&index| RowFailure {
-                    index,
-                    failure: Failure::Retry(reason.clone()),
-                })
-                .collect();
+            return RowFailure::all(pending.iter().copied(), &Failure::Retry(reason));
         }
         Vec::new()
     }

@@ -45,13 +45,10 @@ impl drain::Sink for StdoutSink {
         let mut out = std::io::stdout().lock();
         match out.write_all(&self.buf).and_then(|()| out.flush()) {
             Ok(()) => Vec::new(),
-            Err(e) => pending
-                .iter()
-                .map(|&index| RowFailure {
-                    index,
-                    failure: Failure::Retry(format!("cannot write to stdout: {e}")),
-                })
-                .collect(),
+            Err(e) => RowFailure::all(
+                pending.iter().copied(),
+                &Failure::Retry(format!("cannot write to stdout: {e}")),
+            ),
         }
     }
 
