@@ -19,7 +19,7 @@ use super::batch::{self, BatchConfig, Next, Received, UnitSource};
 use super::heartbeat::Heartbeat;
 use super::progress::Progress;
 use crate::sink::RetryConfig;
-use crate::sink::breaker::{Breaker, Permit};
+use crate::sink::breaker::{Breaker, CircuitState, Permit};
 use crate::sink::deadletter::{DeadLetter, DeadLetterEntry};
 use crate::sink::retry::{Backoff, Failure, RowFailure};
 
@@ -346,6 +346,13 @@ impl Drain {
                 breaker.on_failure(&reason);
             }
             progress.set_error(Some(reason.clone()));
+            if fatal.is_none() && breaker.state() != CircuitState::Closed {
+                // The open breaker paces the probes (at most MAX_PROBE_INTERVAL apart):
+                // sleeping the backoff as well would delay the resume by up to
+                // max_backoff after the output takes writes again.
+                tracing::debug!(pending = pending.len(), error = %reason, "write attempt failed; the breaker paces the next probe");
+                continue;
+            }
             let delay = match fatal {
                 // Nothing will be accepted until an operator acts: say so once per
                 // reason, keep the unit (the files are the buffer) and try again slowly.

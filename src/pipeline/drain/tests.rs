@@ -222,6 +222,35 @@ fn the_probe_interval_is_bounded_whatever_the_configured_cooldown() {
 }
 
 #[test]
+fn while_the_breaker_is_open_its_cooldown_paces_the_probes_not_the_backoff() {
+    // A long backoff and a short cool-down: once the breaker is open, the probes follow the
+    // cool-down (50, 100, 200 ms), so writes resume soon after the output is back.
+    let mut d = drain(retry(5_000, 10_000, 1, 50), 10, None);
+    d.batch.linger = Duration::ZERO;
+    let mut sink = FaultySink::new(vec![
+        Fault::All(unreachable()),
+        Fault::All(unreachable()),
+        Fault::All(unreachable()),
+    ]);
+    let mut acked = Vec::new();
+    d.run(&queued(3), &mut sink, |u| acked.extend(u));
+    let at: Vec<Instant> = sink.attempts().iter().map(|a| a.at).collect();
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(
+        gaps.len(),
+        4,
+        "three failures, the probe, the rest: {gaps:?}"
+    );
+    for (gap, cooldown) in gaps.iter().zip([50_u64, 100, 200]) {
+        assert!(
+            *gap >= Duration::from_millis(cooldown - 5) && *gap < Duration::from_millis(1_000),
+            "probe gaps {gaps:?}"
+        );
+    }
+    assert_eq!(acked, vec![0, 1, 2]);
+}
+
+#[test]
 fn the_stop_deadline_gives_up_the_unit_unacknowledged() {
     let d = drain(retry(10, 50, 3, 100), 100, None);
     let mut sink = FaultySink::new(Vec::new());
