@@ -177,6 +177,28 @@ impl Text {
         if u32::try_from(total).is_err() {
             return Text::message_only(message, Some(TOO_LARGE));
         }
+        // Parsers that push their fields in key order, distinct (syslog's), skip the sort.
+        let mut previous = None;
+        let in_order = fields.iter().all(|(k, _)| {
+            let prefix = key_prefix(k.as_ref());
+            let ascending = previous.is_none_or(|p| p < prefix);
+            previous = Some(prefix);
+            ascending
+        });
+        if in_order {
+            let mut text = String::with_capacity(total);
+            text.push_str(message);
+            let mut spans = Spans::with_capacity(fields.len());
+            for (k, v) in fields {
+                spans.push(push_field(&mut text, k.as_ref(), v.as_ref()));
+            }
+            return Text {
+                text,
+                message_len: message.len() as u32,
+                spans,
+                error: None,
+            };
+        }
         // Indices sorted by key, then by position so the last of equal keys sorts last.
         // The first 8 key bytes as a big-endian number, above the index, make one integer
         // to sort by; only keys sharing those 8 bytes need a second, full comparison.
@@ -211,17 +233,7 @@ impl Text {
         let mut spans = Spans::with_capacity(order.len());
         for &(_, i) in &order {
             let (k, v) = &fields[i as usize];
-            let (k, v) = (k.as_ref(), v.as_ref());
-            // Fits: the whole text is below u32::MAX.
-            let start = text.len() as u32;
-            text.push_str(k);
-            let key_end = text.len() as u32;
-            text.push_str(v);
-            spans.push(Span {
-                start,
-                key_end,
-                end: text.len() as u32,
-            });
+            spans.push(push_field(&mut text, k.as_ref(), v.as_ref()));
         }
         Text {
             text,
@@ -251,13 +263,32 @@ impl Text {
     }
 }
 
+/// Appends a field's key and value to a record's text; the caller has checked that the
+/// whole text stays below `u32::MAX`, so the offsets fit.
+fn push_field(text: &mut String, key: &str, value: &str) -> Span {
+    let start = text.len() as u32;
+    text.push_str(key);
+    let key_end = text.len() as u32;
+    text.push_str(value);
+    Span {
+        start,
+        key_end,
+        end: text.len() as u32,
+    }
+}
+
 /// A key's first 8 bytes as a big-endian number (zero-padded): ordering these orders the
 /// keys, except that equal prefixes need the whole keys compared.
 fn key_prefix(key: &str) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = key.len().min(8);
-    bytes[..n].copy_from_slice(&key.as_bytes()[..n]);
-    u64::from_be_bytes(bytes)
+    let bytes = key.as_bytes();
+    if let Some(head) = bytes.first_chunk::<8>() {
+        return u64::from_be_bytes(*head);
+    }
+    // Shorter keys byte by byte: a variable-length copy would call memcpy per key.
+    bytes
+        .iter()
+        .enumerate()
+        .fold(0, |n, (i, &b)| n | u64::from(b) << (56 - 8 * i))
 }
 
 impl Record {
@@ -545,6 +576,7 @@ impl<'a> Parsed<'a> {
     /// Copies the message and fields into a [`Record`]'s one text buffer. `fallback_time`
     /// is the timestamp when the entry has none, and the record's `read_at` until the
     /// caller sets the real read time.
+    #[inline]
     pub fn into_record(self, ctx: &RecordContext, fallback_time: Timestamp) -> Record {
         Record::from_text(
             self.timestamp.unwrap_or(fallback_time),
@@ -610,6 +642,40 @@ pub fn text(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
+/// An entry whose parts become text: the entry is checked for UTF-8 once, and each part
+/// (a slice of the entry) is then cut from that `&str` without checking it again. An
+/// entry that is not valid UTF-8 has its parts converted one by one, lossily.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryText<'a> {
+    bytes: &'a [u8],
+    text: Option<&'a str>,
+}
+
+impl<'a> EntryText<'a> {
+    /// Checks `entry` once.
+    pub fn new(entry: &'a [u8]) -> Self {
+        EntryText {
+            bytes: entry,
+            text: std::str::from_utf8(entry).ok(),
+        }
+    }
+
+    /// `part` as text: borrowed from the checked entry when `part` lies inside it (parts
+    /// split at ASCII bytes start and end on character boundaries), else as [`text`] does.
+    pub fn of(&self, part: &'a [u8]) -> Cow<'a, str> {
+        if let Some(text) = self.text {
+            let start = (part.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
+            if let Some(s) = start
+                .checked_add(part.len())
+                .and_then(|end| text.get(start..end))
+            {
+                return Cow::Borrowed(s);
+            }
+        }
+        text(part)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -670,6 +736,25 @@ mod tests {
         assert_eq!(r.field("request"), Some("GET /again HTTP/1.1"));
         assert_eq!(r.field(""), Some("empty key"));
         assert_eq!(r.field("remote_"), None);
+    }
+
+    #[test]
+    fn fields_pushed_in_key_order_read_back_as_the_model_whatever_the_shortcut() {
+        // Distinct keys in order take the shortcut; equal keys, keys equal in their first
+        // 8 bytes and zero-padded prefixes ("a" and "a\0") must not.
+        for fields in [
+            &[("appname", "sshd"), ("facility", "auth"), ("hostname", "h")][..],
+            &[("", "e"), ("a", "1"), ("ab", "2"), ("b", "3")][..],
+            &[("a", "1"), ("a", "2"), ("b", "3")][..],
+            &[("request_a", "1"), ("request_b", "2"), ("request_b", "3")][..],
+            &[("a", "1"), ("a\0", "2")][..],
+            &[("b", "1"), ("a", "2")][..],
+        ] {
+            let r = record("m", fields);
+            assert_eq!(as_map(&r), model(fields), "{fields:?}");
+            assert_eq!(r.fields().len(), model(fields).len(), "{fields:?}");
+            assert_eq!(r.message(), "m");
+        }
     }
 
     #[test]

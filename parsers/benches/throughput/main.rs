@@ -97,9 +97,10 @@ fn record_pass(parser: &dyn Parser, lines: &[Line<'_>], ctx: &RecordContext) -> 
     if parser.is_multiline() {
         let mut assembler = Assembler::new(1 << 20);
         for line in lines {
-            if let Some(entry) = assembler.push(parser, line.bytes, line.start, line.end) {
+            // As `logship parse` reads: single-line entries borrowed, not copied.
+            if let Some(entry) = assembler.push_ref(parser, line.bytes, line.start, line.end) {
                 errors += usize::from(
-                    black_box(parser.record(&entry.bytes, ctx, now))
+                    black_box(parser.record(entry.bytes, ctx, now))
                         .parse_error
                         .is_some(),
                 );
