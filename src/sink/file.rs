@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::deadletter::DeadLetterEntry;
 use super::error::SinkError;
-use super::output::{JsonLine, SinkConfig, file_key};
+use super::output::{JsonLine, SinkConfig, file_key, is_stream_key};
 use super::retry::{Failure, RowFailure};
 use crate::pipeline::FileRecord;
 use crate::pipeline::drain::{self, Stop};
@@ -30,6 +30,11 @@ pub struct FileSink {
     size: u64,
     /// Per file identity, the end offset of the last entry held in the output.
     held: HashMap<String, u64>,
+    /// Network streams' identities put in `held` by the unit being written: needed while
+    /// the unit is retried, dropped once it is written (a stream is never read again, and
+    /// a syslog sender opens a new one per connection, so keeping them would grow `held`
+    /// without bound).
+    unit_streams: Vec<String>,
     buf: Vec<u8>,
 }
 
@@ -65,6 +70,7 @@ impl FileSink {
             file,
             size,
             held,
+            unit_streams: Vec::new(),
             buf: Vec::with_capacity(1 << 20),
         })
     }
@@ -128,7 +134,12 @@ impl FileSink {
             }
             self.size += (end - start) as u64;
             for (key, e) in &ends[first_line..line] {
-                let held = self.held.entry(key.clone()).or_insert(0);
+                let held = self.held.entry(key.clone()).or_insert_with(|| {
+                    if is_stream_key(key) {
+                        self.unit_streams.push(key.clone());
+                    }
+                    0
+                });
                 *held = (*held).max(*e);
             }
             start = end;
@@ -155,12 +166,15 @@ impl drain::Sink for FileSink {
             self.buf.push(b'\n');
             ends.push((key, r.origin.end));
         }
-        if self.buf.is_empty() {
-            return Vec::new();
+        if !self.buf.is_empty() {
+            if let Err(e) = self.append(&ends) {
+                let reason = format!("cannot write {}: {e}", self.path.display());
+                return RowFailure::all(pending.iter().copied(), &Failure::Retry(reason));
+            }
         }
-        if let Err(e) = self.append(&ends) {
-            let reason = format!("cannot write {}: {e}", self.path.display());
-            return RowFailure::all(pending.iter().copied(), &Failure::Retry(reason));
+        // Every pending row is written: the unit is done, its streams are not needed.
+        for key in self.unit_streams.drain(..) {
+            self.held.remove(&key);
         }
         Vec::new()
     }
@@ -228,6 +242,9 @@ fn read_held(path: &Path, held: &mut HashMap<String, u64>) -> std::io::Result<()
     for line in BufReader::new(f).split(b'\n') {
         let line = line?;
         if let Ok(o) = serde_json::from_slice::<Origin>(&line) {
+            if is_stream_key(&o.file_id) {
+                continue;
+            }
             let e = held.entry(o.file_id).or_insert(0);
             *e = (*e).max(o.file_end);
         }
@@ -320,6 +337,39 @@ mod tests {
         assert_eq!(
             messages(dir.path()),
             vec!["line 0", "line 1", "line 2", "line 3", "line 4"]
+        );
+    }
+
+    #[test]
+    fn network_streams_are_not_remembered_once_their_unit_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), 1 << 20, 3);
+        let mut sink = FileSink::open(&cfg).unwrap();
+        // A syslog sender per connection: a new stream each time.
+        for stream in 0..100 {
+            let mut unit: Vec<FileRecord> = (0..3).map(record).collect();
+            for r in &mut unit {
+                r.origin.file = FileId {
+                    dev: FileId::STREAM_DEV,
+                    inode: stream,
+                    fingerprint: 0,
+                };
+            }
+            unit.push(record(3));
+            assert!(sink.write(&unit, &[0, 1, 2, 3], &Stop::new()).is_empty());
+        }
+        assert_eq!(sink.held.len(), 1, "only the file's identity is kept");
+        assert_eq!(
+            messages(dir.path()).len(),
+            100 * 3 + 1,
+            "the file's line once"
+        );
+        drop(sink);
+        let sink = FileSink::open(&cfg).unwrap();
+        assert_eq!(
+            sink.held.len(),
+            1,
+            "streams are not read back after a restart"
         );
     }
 

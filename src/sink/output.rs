@@ -113,6 +113,13 @@ pub(crate) fn file_key(r: &FileRecord) -> String {
     format!("{}:{}:{:016x}", f.dev, f.inode, f.fingerprint)
 }
 
+/// Whether a `file_id` is a network stream's (see [`crate::pipeline::FileId::is_stream`]).
+pub(crate) fn is_stream_key(key: &str) -> bool {
+    key.split(':')
+        .next()
+        .is_some_and(|dev| dev.parse() == Ok(crate::pipeline::FileId::STREAM_DEV))
+}
+
 /// `timestamp level source message key=value...` on one line.
 pub(crate) fn text_line(r: &FileRecord, out: &mut Vec<u8>) {
     use std::io::Write as _;
