@@ -23,7 +23,7 @@ pub fn exercise(parser: &dyn Parser, data: &[u8]) {
     let ctx = RecordContext::new("fuzz", "fuzz-host");
     let read_time = Timestamp::UNIX_EPOCH;
     if let Ok(parsed) = parser.parse(data) {
-        let record = parsed.into_record(&ctx, read_time);
+        let record = parsed.to_record(&ctx, read_time);
         assert!(record.parse_error.is_none());
     }
     let _ = parser.record(data, &ctx, read_time);

@@ -66,7 +66,7 @@ pub trait Parser: Send + Sync {
     fn record(&self, entry: &[u8], ctx: &RecordContext, read_time: Timestamp) -> Record {
         let entry = record::strip_cr(entry);
         match self.parse(entry) {
-            Ok(parsed) => parsed.into_record(ctx, read_time),
+            Ok(parsed) => parsed.to_record(ctx, read_time),
             Err(e) => ctx.unparsed(entry, e.reason, read_time),
         }
     }

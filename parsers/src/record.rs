@@ -294,7 +294,7 @@ fn key_prefix(key: &str) -> u64 {
 impl Record {
     /// A parsed record from its parts (`read_at` is `timestamp`, no parse error); a later
     /// value for the same key replaces an earlier one. Parsers build records through
-    /// [`Parsed::into_record`]; this is for other producers and tests.
+    /// [`Parsed::to_record`]; this is for other producers and tests.
     pub fn new<K, V>(
         timestamp: Timestamp,
         level: Level,
@@ -577,7 +577,7 @@ impl<'a> Parsed<'a> {
     /// is the timestamp when the entry has none, and the record's `read_at` until the
     /// caller sets the real read time.
     #[inline]
-    pub fn into_record(self, ctx: &RecordContext, fallback_time: Timestamp) -> Record {
+    pub fn to_record(&self, ctx: &RecordContext, fallback_time: Timestamp) -> Record {
         Record::from_text(
             self.timestamp.unwrap_or(fallback_time),
             self.level,
@@ -832,7 +832,7 @@ mod tests {
         parsed.push("owned", String::from("x"));
         let ctx = RecordContext::new("nginx", "web-1");
         let t = ts("2024-03-09T22:00:00Z");
-        let r = parsed.into_record(&ctx, t);
+        let r = parsed.to_record(&ctx, t);
         assert_eq!((r.timestamp, r.read_at, r.level), (t, t, Level::Warn));
         assert_eq!(r.message(), line);
         assert_eq!(

@@ -104,7 +104,7 @@ pub(crate) fn record_with_zone_error<'a>(
         message: text(entry),
         ..parsed
     };
-    let mut record = parsed.into_record(ctx, read_time);
+    let mut record = parsed.to_record(ctx, read_time);
     record.parse_error = Some(error.to_string());
     record
 }
@@ -127,7 +127,7 @@ pub(crate) fn lenient<'a>(
     read_time: Timestamp,
 ) -> Record {
     match result {
-        Ok((parsed, None)) => parsed.into_record(ctx, read_time),
+        Ok((parsed, None)) => parsed.to_record(ctx, read_time),
         Ok((parsed, Some(error))) => record_with_zone_error(parsed, error, entry, ctx, read_time),
         Err(e) => ctx.unparsed(entry, e.reason, read_time),
     }

@@ -289,7 +289,7 @@ impl Parser for SyslogParser {
         let entry = strip_cr(entry);
         let mut out = Parsed::new(None, Level::Info, Cow::Borrowed(""));
         match self.parse_into(entry, Some(read_time.as_second()), &mut out) {
-            Ok(()) => out.into_record(ctx, read_time),
+            Ok(()) => out.to_record(ctx, read_time),
             Err(e) => ctx.unparsed(entry, e.reason, read_time),
         }
     }
