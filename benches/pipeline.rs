@@ -34,7 +34,7 @@ mod cassandra;
 use std::fmt::Write as _;
 
 use agent_metrics::{free_port, rows_written, unit_write_time};
-use agent_process::{loadavg, start_agent};
+use agent_process::{loadavg, rss_breakdown, start_agent};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::Path;
@@ -373,6 +373,8 @@ struct Steady {
     cpu: f64,
     rss_max: f64,
     hwm: f64,
+    /// Where the RSS is at the end of the steady window ([`rss_breakdown`]).
+    rss_parts: String,
     p50: f64,
     p99: f64,
     max: f64,
@@ -479,6 +481,7 @@ fn steady_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) ->
     let _ = poller.join();
     let all_rows = rows_written(agent.port).unwrap_or(0.0) >= total as f64;
     let hwm = memory_kib(agent.pid()).map_or(f64::NAN, |(_, h)| h as f64 / 1024.0);
+    let rss_parts = rss_breakdown(agent.pid());
     let (shipped_rate, cpu, rss_max) =
         usage
             .window(steady_from, steady_to)
@@ -509,6 +512,7 @@ fn steady_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) ->
         cpu,
         rss_max,
         hwm,
+        rss_parts,
         p50: percentile(&lat, 0.50),
         p99: percentile(&lat, 0.99),
         max: lat.last().copied().unwrap_or(f64::NAN),
@@ -524,6 +528,8 @@ struct Max {
     cpu: f64,
     rss_max: f64,
     hwm: f64,
+    /// Where the RSS is at the end of the catch-up ([`rss_breakdown`]).
+    rss_parts: String,
     secs: f64,
     /// Flush units written and the seconds the drain loop spent writing them.
     units: Option<(f64, f64)>,
@@ -567,6 +573,7 @@ fn max_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) -> Ma
             .unwrap_or((f64::NAN, f64::NAN, f64::NAN));
     let lines = rows_written(agent.port).unwrap_or(0.0) as u64;
     let hwm = memory_kib(agent.pid()).map_or(f64::NAN, |(_, h)| h as f64 / 1024.0);
+    let rss_parts = rss_breakdown(agent.pid());
     let units = unit_write_time(agent.port);
     agent.stop();
     Max {
@@ -576,6 +583,7 @@ fn max_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) -> Ma
         cpu,
         rss_max,
         hwm,
+        rss_parts,
         secs,
     }
 }
@@ -787,6 +795,7 @@ fn main() {
             ms(s.p99),
             met(s.p99 < 2000.0)
         );
+        println!("  RSS at the end of the steady window: {}", s.rss_parts);
     }
     if let Some((units, busy)) = m.units {
         println!(
@@ -805,5 +814,6 @@ fn main() {
         m.hwm,
         met(m.hwm <= GOAL_RSS_BACKLOG)
     );
+    println!("  RSS at the end of the catch-up: {}", m.rss_parts);
     println!("load average before {load_before}, after {}", loadavg());
 }

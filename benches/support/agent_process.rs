@@ -75,3 +75,43 @@ pub(crate) fn start_agent(config: &Path, log: &Path) -> Child {
     }
     child
 }
+
+/// Where a process's resident memory is, from /proc/<pid>/smaps, in MiB: the executable's
+/// code and its data (relocated tables, statics), shared libraries, the heap and anonymous
+/// mappings (malloc arenas, thread stacks, large allocations), and the thread count. File
+/// pages count in RSS though they are clean and shared (the kernel maps code pages around
+/// each one touched), so the split says how much of an RSS goal is code.
+pub(crate) fn rss_breakdown(pid: u32) -> String {
+    let smaps = fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    let exe = exe.to_string_lossy();
+    let (mut code, mut data, mut libs, mut anon) = (0_u64, 0_u64, 0_u64, 0_u64);
+    let mut kind = 0;
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            let perms = words.next().unwrap_or("");
+            let path = words.nth(3).unwrap_or("");
+            kind = match path {
+                p if p == exe && perms.contains('x') => 0,
+                p if p == exe => 1,
+                p if p.starts_with('/') => 2,
+                _ => 3,
+            };
+        } else if first == "Rss:" {
+            let kib: u64 = words.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            *[&mut code, &mut data, &mut libs, &mut anon][kind] += kib;
+        }
+    }
+    let threads = fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    format!(
+        "executable code {:.1} MiB, executable data {:.1} MiB, shared libraries {:.1} MiB, \
+         heap and anonymous {:.1} MiB; {threads} threads",
+        mib(code),
+        mib(data),
+        mib(libs),
+        mib(anon)
+    )
+}
