@@ -113,9 +113,16 @@ impl<T> QueueState<T> {
     }
 
     fn release(&self, size: usize) {
-        self.bytes.fetch_sub(size, Ordering::SeqCst);
-        self.items.fetch_sub(1, Ordering::SeqCst);
-        if self.waiting.load(Ordering::SeqCst) > 0 {
+        let bytes = self.bytes.fetch_sub(size, Ordering::SeqCst) - size;
+        let items = self.items.fetch_sub(1, Ordering::SeqCst) - 1;
+        // Wake waiting senders once there is room for a run of items (an eighth of either
+        // bound free), not for every item taken: a sender woken per item sleeps and wakes
+        // once per item while the sources run ahead of the sink, a futex round trip per
+        // line. An empty queue always wakes them (an item bigger than the bound waits for
+        // that).
+        let room = items <= self.capacity - self.capacity / 8
+            && bytes <= self.max_bytes - self.max_bytes / 8;
+        if room && self.waiting.load(Ordering::SeqCst) > 0 {
             let _guard = self.room.lock().unwrap_or_else(|e| e.into_inner());
             self.freed.notify_all();
         }
