@@ -257,9 +257,11 @@ impl<T> QueueSender<T> {
     /// Like [`send`](Self::send) but gives up after `timeout`, so a blocked source can
     /// notice a shutdown request.
     pub fn send_timeout(&self, item: T, timeout: Duration) -> Result<(), SendError<T>> {
-        let deadline = Instant::now() + timeout;
         let size = (self.shared.size)(&item);
-        if !self.shared.reserve(size, Some(deadline)) {
+        // Room now needs no deadline: no clock read per item while the queue has room.
+        if !self.shared.try_reserve(size)
+            && !self.shared.reserve(size, Some(Instant::now() + timeout))
+        {
             return Err(if self.shared.receivers.load(Ordering::SeqCst) == 0 {
                 SendError::Closed(item)
             } else {
@@ -297,10 +299,15 @@ impl<T> QueueSender<T> {
         stats(self.tx.len(), self.capacity, &self.shared)
     }
 
+    /// Raises the high-water mark; the item count the queue keeps is its depth (items
+    /// reserved but not yet in the channel included), read without walking the channel.
     fn note_depth(&self) {
-        self.shared
-            .high_water
-            .fetch_max(self.tx.len(), Ordering::Relaxed);
+        let depth = self.shared.items.load(Ordering::Relaxed);
+        // A load first: the mark rarely moves, and a read-modify-write per item would
+        // contend with the receiver's counters.
+        if depth > self.shared.high_water.load(Ordering::Relaxed) {
+            self.shared.high_water.fetch_max(depth, Ordering::Relaxed);
+        }
     }
 }
 
