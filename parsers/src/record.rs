@@ -177,7 +177,8 @@ impl Text {
         if u32::try_from(total).is_err() {
             return Text::message_only(message, Some(TOO_LARGE));
         }
-        // Parsers that push their fields in key order, distinct (syslog's), skip the sort.
+        // Fields already in strictly ascending key order (syslog pushes its fields so) are
+        // copied as they come; any others through an index sorted by key.
         let mut previous = None;
         let in_order = fields.iter().all(|(k, _)| {
             let prefix = key_prefix(k.as_ref());
@@ -185,55 +186,49 @@ impl Text {
             previous = Some(prefix);
             ascending
         });
-        if in_order {
-            let mut text = String::with_capacity(total);
-            text.push_str(message);
-            let mut spans = Spans::with_capacity(fields.len());
-            for (k, v) in fields {
-                spans.push(push_field(&mut text, k.as_ref(), v.as_ref()));
-            }
-            return Text {
-                text,
-                message_len: message.len() as u32,
-                spans,
-                error: None,
-            };
-        }
         // Indices sorted by key, then by position so the last of equal keys sorts last.
         // The first 8 key bytes as a big-endian number, above the index, make one integer
         // to sort by; only keys sharing those 8 bytes need a second, full comparison.
         // Extended in place: collecting would build the inline array and then move it.
         let mut order = smallvec::SmallVec::<[(u64, u32); INLINE_FIELDS]>::new();
-        order.extend(
-            fields
-                .iter()
-                .enumerate()
-                .map(|(i, (k, _))| (key_prefix(k.as_ref()), i as u32)),
-        );
-        if !order.is_sorted_by(|a, b| a.0 < b.0) {
+        if !in_order {
+            order.extend(
+                fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, _))| (key_prefix(k.as_ref()), i as u32)),
+            );
             order.sort_unstable_by_key(|&(prefix, i)| (u128::from(prefix) << 32) | u128::from(i));
-        }
-        if !order.is_sorted_by(|a, b| a.0 < b.0) {
-            order.sort_by(|a, b| {
-                a.0.cmp(&b.0)
-                    .then_with(|| key(a.1).cmp(key(b.1)))
-                    .then(a.1.cmp(&b.1))
-            });
-            // Of equal keys, keep the last.
-            order.dedup_by(|later, earlier| {
-                let same = later.0 == earlier.0 && key(later.1) == key(earlier.1);
-                if same {
-                    *earlier = *later;
-                }
-                same
-            });
+            if !order.is_sorted_by(|a, b| a.0 < b.0) {
+                order.sort_by(|a, b| {
+                    a.0.cmp(&b.0)
+                        .then_with(|| key(a.1).cmp(key(b.1)))
+                        .then(a.1.cmp(&b.1))
+                });
+                // Of equal keys, keep the last.
+                order.dedup_by(|later, earlier| {
+                    let same = later.0 == earlier.0 && key(later.1) == key(earlier.1);
+                    if same {
+                        *earlier = *later;
+                    }
+                    same
+                });
+            }
         }
         let mut text = String::with_capacity(total);
         text.push_str(message);
-        let mut spans = Spans::with_capacity(order.len());
-        for &(_, i) in &order {
-            let (k, v) = &fields[i as usize];
-            spans.push(push_field(&mut text, k.as_ref(), v.as_ref()));
+        let mut spans;
+        if in_order {
+            spans = Spans::with_capacity(fields.len());
+            for (k, v) in fields {
+                spans.push(push_field(&mut text, k.as_ref(), v.as_ref()));
+            }
+        } else {
+            spans = Spans::with_capacity(order.len());
+            for &(_, i) in &order {
+                let (k, v) = &fields[i as usize];
+                spans.push(push_field(&mut text, k.as_ref(), v.as_ref()));
+            }
         }
         Text {
             text,
@@ -662,6 +657,7 @@ impl<'a> EntryText<'a> {
 
     /// `part` as text: borrowed from the checked entry when `part` lies inside it (parts
     /// split at ASCII bytes start and end on character boundaries), else as [`text`] does.
+    #[inline]
     pub fn of(&self, part: &'a [u8]) -> Cow<'a, str> {
         if let Some(text) = self.text {
             let start = (part.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);

@@ -246,12 +246,7 @@ impl<T> QueueSender<T> {
         if !self.shared.reserve(size, None) {
             return Err(SendError::Closed(item));
         }
-        if let Err(e) = self.tx.send(item) {
-            self.shared.release(size);
-            return Err(SendError::Closed(e.into_inner()));
-        }
-        self.note_depth();
-        Ok(())
+        self.enqueue(item, size).map_err(SendError::Closed)
     }
 
     /// Like [`send`](Self::send) but gives up after `timeout`, so a blocked source can
@@ -268,13 +263,7 @@ impl<T> QueueSender<T> {
                 SendError::Full(item)
             });
         }
-        // The room is ours: the channel under the counters never waits.
-        if let Err(e) = self.tx.send(item) {
-            self.shared.release(size);
-            return Err(SendError::Closed(e.into_inner()));
-        }
-        self.note_depth();
-        Ok(())
+        self.enqueue(item, size).map_err(SendError::Closed)
     }
 
     /// Queues `item` if there is room; otherwise drops it, counts the drop and returns
@@ -285,13 +274,23 @@ impl<T> QueueSender<T> {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        if self.tx.send(item).is_err() {
-            self.shared.release(size);
+        if self.enqueue(item, size).is_err() {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        self.note_depth();
         true
+    }
+
+    /// Puts an item whose room (`size` bytes) is reserved into the channel, which never
+    /// waits: the counters are the bounds. The item comes back, its room given back, when
+    /// every receiver is gone.
+    fn enqueue(&self, item: T, size: usize) -> Result<(), T> {
+        if let Err(e) = self.tx.send(item) {
+            self.shared.release(size);
+            return Err(e.into_inner());
+        }
+        self.note_depth();
+        Ok(())
     }
 
     /// The queue's gauges now.

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use super::escape::unescape;
 use super::log_format::{LogFormat, Role};
 use super::timestamp;
+use crate::record::EntryText;
 use crate::{Level, ParseError, Parsed, Parser, SpecError};
 
 /// Parses access log lines written with one `log_format`.
@@ -80,7 +81,7 @@ impl Parser for AccessParser {
         let mut parsed = Parsed {
             timestamp: None,
             level: Level::Info,
-            message: line.text_of(entry),
+            message: line.text.of(entry),
             fields: crate::record::ParsedFields::with_capacity(self.capacity),
         };
         let mut time_rank = TimeRank::None;
@@ -151,36 +152,19 @@ impl Parser for AccessParser {
     }
 }
 
-/// The line being parsed. UTF-8 is checked once for the whole line rather than per
-/// value: in a valid line every value cut at ASCII delimiters is valid too.
+/// The line being parsed: UTF-8 checked once for the whole line ([`EntryText`]), and
+/// whether it has any escape to undo.
 struct Line<'a> {
-    bytes: &'a [u8],
-    text: Option<&'a str>,
+    text: EntryText<'a>,
     has_escapes: bool,
 }
 
 impl<'a> Line<'a> {
     fn new(bytes: &'a [u8]) -> Line<'a> {
         Line {
-            bytes,
-            text: std::str::from_utf8(bytes).ok(),
+            text: EntryText::new(bytes),
             has_escapes: memchr::memchr(b'\\', bytes).is_some(),
         }
-    }
-
-    /// `part` (a slice of the line) as text, borrowed when valid UTF-8.
-    #[inline]
-    fn text_of(&self, part: &'a [u8]) -> Cow<'a, str> {
-        if let Some(text) = self.text {
-            let start = (part.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
-            if let Some(s) = start
-                .checked_add(part.len())
-                .and_then(|end| text.get(start..end))
-            {
-                return Cow::Borrowed(s);
-            }
-        }
-        crate::record::text(part)
     }
 
     /// A value with nginx's escapes undone.
@@ -189,7 +173,7 @@ impl<'a> Line<'a> {
         if self.has_escapes && memchr::memchr(b'\\', part).is_some() {
             unescape(part)
         } else {
-            self.text_of(part)
+            self.text.of(part)
         }
     }
 }
@@ -241,7 +225,7 @@ fn push_request_parts<'a>(parsed: &mut Parsed<'a>, line: &Line<'a>, request: &'a
     if target.is_empty() {
         return;
     }
-    parsed.push("method", line.text_of(method));
+    parsed.push("method", line.text.of(method));
     parsed.push("path", line.value(target));
     if let Some(protocol) = protocol {
         parsed.push("protocol", line.value(protocol));
