@@ -6,11 +6,19 @@
 //! every item of `capacity` up front: 10,000 file records, about 3.5 MiB of RSS held by an
 //! empty queue.
 //!
-//! File sources use [`QueueSender::send`] (or [`QueueSender::send_timeout`] to stay
-//! responsive to shutdown): when the queue is full they wait, because the file on disk is
-//! the real buffer and waiting loses nothing. In-app events (the tracing Layer) cannot wait,
-//! so they use [`QueueSender::try_send`], which drops the item and counts the drop.
+//! File sources use [`QueueSender::send_all_timeout`] (or [`QueueSender::send`]): when the
+//! queue is full they wait, because the file on disk is the real buffer and waiting loses
+//! nothing. In-app events (the tracing Layer) cannot wait, so they use
+//! [`QueueSender::try_send`], which drops the item and counts the drop.
+//!
+//! A source that has many items at once (the tailer, a read's worth of lines) queues them as
+//! one run: one channel operation, one wake-up of a waiting receiver and one update of each
+//! counter for the whole run, where one item at a time pays each per item and, with the
+//! sender and the receiver on two cores, moves the channel's and the counters' cache lines
+//! between the cores per item. The receiver hands the run out one item at a time and gives
+//! its room back when the last one is taken.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -25,14 +33,22 @@ use super::batch::{self, BatchConfig, Next, Received, UnitSource};
 /// receiver wakes it as soon as it takes an item).
 const ROOM_POLL: Duration = Duration::from_millis(50);
 
+/// Emptied run vectors kept for senders to reuse.
+const SPARE_RUNS: usize = 2;
+
 /// What both ends of one queue share: the gauges and the two bounds.
 struct QueueState<T> {
     high_water: AtomicUsize,
     dropped: AtomicU64,
-    /// Items in the queue now, or reserved by a sender about to queue them.
+    /// Items in the queue now (a run's until its last item is taken), or reserved by a
+    /// sender about to queue them.
     items: AtomicUsize,
+    /// Items of runs already handed out while their run's room is still held: the depth is
+    /// `items - handed`.
+    handed: AtomicUsize,
     capacity: usize,
-    /// Bytes of the items in the queue now, as `size` tells them.
+    /// Bytes of the items in the queue now (a run's until its last item is taken), as
+    /// `size` tells them.
     bytes: AtomicUsize,
     max_bytes: usize,
     size: Box<dyn Fn(&T) -> usize + Send + Sync>,
@@ -42,6 +58,9 @@ struct QueueState<T> {
     waiting: AtomicUsize,
     room: Mutex<()>,
     freed: Condvar,
+    /// Emptied run vectors, capacity kept, for senders to fill again: a run's vector is
+    /// allocated once, not per run (fresh pages per run were most of a tailer's page faults).
+    spare: Mutex<Vec<Vec<T>>>,
 }
 
 impl<T> fmt::Debug for QueueState<T> {
@@ -55,45 +74,60 @@ impl<T> fmt::Debug for QueueState<T> {
 }
 
 impl<T> QueueState<T> {
-    /// Takes room for one item of `size` bytes if there is some. An empty queue takes any
-    /// item, however big, so an item larger than the byte bound still passes (alone).
-    fn try_reserve(&self, size: usize) -> bool {
-        let slot = self
+    /// Takes room for as many of the first items of `sizes` (each item's size in bytes) as
+    /// fit, in order; returns how many. An empty queue takes its first item however big, so
+    /// an item larger than the byte bound still passes (alone).
+    fn try_reserve(&self, sizes: &[usize]) -> usize {
+        let Ok(before) = self
             .items
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < self.capacity).then_some(n + 1)
+                (n < self.capacity).then(|| n + sizes.len().min(self.capacity - n))
             })
-            .is_ok();
-        if !slot {
-            return false;
-        }
-        let room = self
+        else {
+            return 0;
+        };
+        let slots = sizes.len().min(self.capacity - before);
+        let mut fit = 0;
+        let bytes = self
             .bytes
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
-                (b == 0 || b.saturating_add(size) <= self.max_bytes).then(|| b + size)
-            })
-            .is_ok();
-        if !room {
-            self.items.fetch_sub(1, Ordering::SeqCst);
+                let mut total = b;
+                fit = 0;
+                for &size in &sizes[..slots] {
+                    if total != 0 && total.saturating_add(size) > self.max_bytes {
+                        break;
+                    }
+                    total += size;
+                    fit += 1;
+                }
+                (fit > 0).then_some(total)
+            });
+        if bytes.is_err() {
+            fit = 0;
         }
-        room
+        if fit < slots {
+            self.items.fetch_sub(slots - fit, Ordering::SeqCst);
+        }
+        fit
     }
 
-    /// Takes room for one item of `size` bytes, waiting until `deadline` (`None`: for
-    /// ever). False if the deadline passed or every receiver is gone first.
-    fn reserve(&self, size: usize, deadline: Option<Instant>) -> bool {
+    /// Takes room for as many of the first items of `sizes` as fit, at least one, waiting
+    /// until `deadline` (`None`: for ever); returns how many. 0 if the deadline passed or
+    /// every receiver is gone first.
+    fn reserve(&self, sizes: &[usize], deadline: Option<Instant>) -> usize {
         loop {
-            if self.try_reserve(size) {
-                return true;
+            let got = self.try_reserve(sizes);
+            if got > 0 {
+                return got;
             }
             if self.receivers.load(Ordering::SeqCst) == 0 {
-                return false;
+                return 0;
             }
             let mut wait = ROOM_POLL;
             if let Some(d) = deadline {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return false;
+                    return 0;
                 }
                 wait = wait.min(left);
             }
@@ -101,20 +135,37 @@ impl<T> QueueState<T> {
             // bytes after that look sees the announcement and wakes us (no lost wake-up).
             self.waiting.fetch_add(1, Ordering::SeqCst);
             let guard = self.room.lock().unwrap_or_else(|e| e.into_inner());
-            if !self.try_reserve(size) {
+            let got = self.try_reserve(sizes);
+            if got == 0 {
                 let _ = self.freed.wait_timeout(guard, wait);
                 self.waiting.fetch_sub(1, Ordering::SeqCst);
                 continue;
             }
             drop(guard);
             self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return true;
+            return got;
         }
     }
 
-    fn release(&self, size: usize) {
+    /// An emptied run vector to fill again, or a new one.
+    fn spare_run(&self) -> Vec<T> {
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        spare.pop().unwrap_or_default()
+    }
+
+    /// Keeps an emptied run vector for a sender, unless enough are kept already.
+    fn keep_spare(&self, run: VecDeque<T>) {
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < SPARE_RUNS {
+            // An empty deque turns into a vector without moving anything.
+            spare.push(Vec::from(run));
+        }
+    }
+
+    /// Gives back the room of `count` items of `size` bytes in all.
+    fn release(&self, count: usize, size: usize) {
         let bytes = self.bytes.fetch_sub(size, Ordering::SeqCst) - size;
-        let items = self.items.fetch_sub(1, Ordering::SeqCst) - 1;
+        let items = self.items.fetch_sub(count, Ordering::SeqCst) - count;
         // Wake waiting senders once there is room for a run of items (an eighth of either
         // bound free), not for every item taken: a sender woken per item sleeps and wakes
         // once per item while the sources run ahead of the sink, a futex round trip per
@@ -129,6 +180,22 @@ impl<T> QueueState<T> {
     }
 }
 
+/// What the channel carries: one item, or a run of items queued together by one sender.
+#[derive(Debug)]
+enum Slot<T> {
+    One(T),
+    /// At least one item, and the bytes of them all.
+    Run(Vec<T>, usize),
+}
+
+/// The rest of a run the receiver is handing out, and the room the whole run holds.
+#[derive(Debug)]
+struct Pending<T> {
+    items: VecDeque<T>,
+    count: usize,
+    bytes: usize,
+}
+
 /// A snapshot of a queue's gauges, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueStats {
@@ -140,7 +207,8 @@ pub struct QueueStats {
     pub high_water: usize,
     /// Items refused by [`QueueSender::try_send`] because the queue was full.
     pub dropped: u64,
-    /// Bytes of the items waiting now (as the queue's sizing function tells them).
+    /// Bytes of the items waiting now, as the queue's sizing function tells them (a run of
+    /// items queued together holds its bytes until its last item is taken).
     pub bytes: usize,
     /// Most bytes the queue holds (`usize::MAX`: no byte bound).
     pub max_bytes: usize,
@@ -182,11 +250,12 @@ pub fn bounded_in_bytes<T>(
     size: impl Fn(&T) -> usize + Send + Sync + 'static,
 ) -> (QueueSender<T>, QueueReceiver<T>) {
     let capacity = capacity.max(1);
-    let (tx, rx) = crossbeam_channel::unbounded();
+    let (tx, rx) = crossbeam_channel::unbounded::<Slot<T>>();
     let shared = Arc::new(QueueState {
         high_water: AtomicUsize::new(0),
         dropped: AtomicU64::new(0),
         items: AtomicUsize::new(0),
+        handed: AtomicUsize::new(0),
         capacity,
         bytes: AtomicUsize::new(0),
         max_bytes: max_bytes.max(1),
@@ -195,6 +264,7 @@ pub fn bounded_in_bytes<T>(
         waiting: AtomicUsize::new(0),
         room: Mutex::new(()),
         freed: Condvar::new(),
+        spare: Mutex::new(Vec::new()),
     });
     (
         QueueSender {
@@ -206,6 +276,7 @@ pub fn bounded_in_bytes<T>(
             rx,
             capacity,
             shared,
+            pending: Mutex::new(None),
         },
     )
 }
@@ -224,7 +295,7 @@ pub fn file_record_bytes(item: &FileRecord) -> usize {
 /// The sending end; cheap to clone, one per source thread.
 #[derive(Debug)]
 pub struct QueueSender<T> {
-    tx: Sender<T>,
+    tx: Sender<Slot<T>>,
     capacity: usize,
     shared: Arc<QueueState<T>>,
 }
@@ -243,7 +314,7 @@ impl<T> QueueSender<T> {
     /// Queues `item`, waiting while the queue is full (file sources: backpressure).
     pub fn send(&self, item: T) -> Result<(), SendError<T>> {
         let size = (self.shared.size)(&item);
-        if !self.shared.reserve(size, None) {
+        if self.shared.reserve(&[size], None) == 0 {
             return Err(SendError::Closed(item));
         }
         self.enqueue(item, size).map_err(SendError::Closed)
@@ -254,23 +325,60 @@ impl<T> QueueSender<T> {
     pub fn send_timeout(&self, item: T, timeout: Duration) -> Result<(), SendError<T>> {
         let size = (self.shared.size)(&item);
         // Room now needs no deadline: no clock read per item while the queue has room.
-        if !self.shared.try_reserve(size)
-            && !self.shared.reserve(size, Some(Instant::now() + timeout))
+        if self.shared.try_reserve(&[size]) == 0
+            && self.shared.reserve(&[size], Some(Instant::now() + timeout)) == 0
         {
-            return Err(if self.shared.receivers.load(Ordering::SeqCst) == 0 {
-                SendError::Closed(item)
-            } else {
-                SendError::Full(item)
-            });
+            return Err(self.refused(item));
         }
         self.enqueue(item, size).map_err(SendError::Closed)
+    }
+
+    /// Queues every item of `items`, in order, in as few runs as the room allows (all of
+    /// them in one while it lasts), waiting while the queue is full; gives up once it has
+    /// waited `timeout` for room, so a blocked source can notice a shutdown request. Queued
+    /// items are taken from the front of `items`: on `Ok` it is empty, on an error it holds
+    /// the items not queued, in order.
+    pub fn send_all_timeout(
+        &self,
+        items: &mut Vec<T>,
+        timeout: Duration,
+    ) -> Result<(), SendError<()>> {
+        let sizes: Vec<usize> = items.iter().map(|i| (self.shared.size)(i)).collect();
+        let mut from = 0;
+        while from < sizes.len() {
+            let left = &sizes[from..];
+            let mut got = self.shared.try_reserve(left);
+            if got == 0 {
+                got = self.shared.reserve(left, Some(Instant::now() + timeout));
+            }
+            if got == 0 {
+                return Err(self.refused(()));
+            }
+            let run = if got == items.len() {
+                std::mem::replace(items, self.shared.spare_run())
+            } else {
+                items.drain(..got).collect()
+            };
+            let bytes = left[..got].iter().sum();
+            if let Err(e) = self.tx.send(Slot::Run(run, bytes)) {
+                self.shared.release(got, bytes);
+                if let Slot::Run(mut run, _) = e.into_inner() {
+                    run.append(items);
+                    *items = run;
+                }
+                return Err(SendError::Closed(()));
+            }
+            self.note_depth();
+            from += got;
+        }
+        Ok(())
     }
 
     /// Queues `item` if there is room; otherwise drops it, counts the drop and returns
     /// false (in-app events: never block the application).
     pub fn try_send(&self, item: T) -> bool {
         let size = (self.shared.size)(&item);
-        if !self.shared.try_reserve(size) {
+        if self.shared.try_reserve(&[size]) == 0 {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         }
@@ -281,13 +389,25 @@ impl<T> QueueSender<T> {
         true
     }
 
+    /// Why a wait for room ended without it: every receiver gone, or the time ran out.
+    fn refused<U>(&self, item: U) -> SendError<U> {
+        if self.shared.receivers.load(Ordering::SeqCst) == 0 {
+            SendError::Closed(item)
+        } else {
+            SendError::Full(item)
+        }
+    }
+
     /// Puts an item whose room (`size` bytes) is reserved into the channel, which never
     /// waits: the counters are the bounds. The item comes back, its room given back, when
     /// every receiver is gone.
     fn enqueue(&self, item: T, size: usize) -> Result<(), T> {
-        if let Err(e) = self.tx.send(item) {
-            self.shared.release(size);
-            return Err(e.into_inner());
+        if let Err(e) = self.tx.send(Slot::One(item)) {
+            self.shared.release(1, size);
+            let Slot::One(item) = e.into_inner() else {
+                unreachable!("the channel gives back the slot it was given")
+            };
+            return Err(item);
         }
         self.note_depth();
         Ok(())
@@ -295,7 +415,7 @@ impl<T> QueueSender<T> {
 
     /// The queue's gauges now.
     pub fn stats(&self) -> QueueStats {
-        stats(self.tx.len(), self.capacity, &self.shared)
+        stats(self.capacity, &self.shared)
     }
 
     /// Raises the high-water mark; the item count the queue keeps is its depth (items
@@ -313,9 +433,11 @@ impl<T> QueueSender<T> {
 /// The receiving end, read by the sink.
 #[derive(Debug)]
 pub struct QueueReceiver<T> {
-    rx: Receiver<T>,
+    rx: Receiver<Slot<T>>,
     capacity: usize,
     shared: Arc<QueueState<T>>,
+    /// The run being handed out (each receiver its own: a run goes to one receiver).
+    pending: Mutex<Option<Pending<T>>>,
 }
 
 impl<T> Clone for QueueReceiver<T> {
@@ -325,12 +447,21 @@ impl<T> Clone for QueueReceiver<T> {
             rx: self.rx.clone(),
             capacity: self.capacity,
             shared: Arc::clone(&self.shared),
+            pending: Mutex::new(None),
         }
     }
 }
 
 impl<T> Drop for QueueReceiver<T> {
     fn drop(&mut self) {
+        // A run's items left unread are dropped with it, as the channel's are with the last
+        // receiver; their room goes back.
+        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = pending.take() {
+            let handed = p.count - p.items.len();
+            self.shared.handed.fetch_sub(handed, Ordering::Relaxed);
+            self.shared.release(p.count, p.bytes);
+        }
         self.shared.receivers.fetch_sub(1, Ordering::SeqCst);
         // Wake senders waiting for bytes: they look at the receivers again.
         let _guard = self.shared.room.lock().unwrap_or_else(|e| e.into_inner());
@@ -352,13 +483,19 @@ pub enum RecvError {
 impl<T> QueueReceiver<T> {
     /// Waits for one item; `Err` once every sender is gone and the queue is drained.
     pub fn recv(&self) -> Result<T, RecvError> {
-        let item = self.rx.recv().map_err(|_| RecvError::Closed)?;
-        Ok(self.took(item))
+        if let Some(item) = self.next_of_run() {
+            return Ok(item);
+        }
+        let slot = self.rx.recv().map_err(|_| RecvError::Closed)?;
+        self.took(slot).ok_or(RecvError::Timeout)
     }
 
     /// Waits up to `timeout` for one item (`Duration::ZERO`: only one already there).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
-        let item = if timeout.is_zero() {
+        if let Some(item) = self.next_of_run() {
+            return Ok(item);
+        }
+        let slot = if timeout.is_zero() {
             self.rx.try_recv().map_err(|e| {
                 if e.is_disconnected() {
                     RecvError::Closed
@@ -372,13 +509,44 @@ impl<T> QueueReceiver<T> {
                 RecvTimeoutError::Disconnected => RecvError::Closed,
             })?
         };
-        Ok(self.took(item))
+        self.took(slot).ok_or(RecvError::Timeout)
     }
 
-    /// Gives the bytes of an item taken out back to the senders.
-    fn took(&self, item: T) -> T {
-        self.shared.release((self.shared.size)(&item));
+    /// The next item of the run being handed out, if there is one; the run's room goes
+    /// back with its last item.
+    fn next_of_run(&self) -> Option<T> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let run = pending.as_mut()?;
+        let item = run.items.pop_front();
+        if !run.items.is_empty() {
+            self.shared.handed.fetch_add(1, Ordering::Relaxed);
+        } else if let Some(run) = pending.take() {
+            drop(pending);
+            self.shared.handed.fetch_sub(run.count - 1, Ordering::Relaxed);
+            self.shared.release(run.count, run.bytes);
+            self.shared.keep_spare(run.items);
+        }
         item
+    }
+
+    /// The first item of a slot taken out of the channel; a run's others wait in `pending`.
+    /// (`None` only for an empty run, which senders never queue.)
+    fn took(&self, slot: Slot<T>) -> Option<T> {
+        match slot {
+            Slot::One(item) => {
+                self.shared.release(1, (self.shared.size)(&item));
+                Some(item)
+            }
+            Slot::Run(items, bytes) => {
+                let run = Pending {
+                    count: items.len(),
+                    items: VecDeque::from(items),
+                    bytes,
+                };
+                *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(run);
+                self.next_of_run()
+            }
+        }
     }
 
     /// Gathers a flush unit: waits up to `timeout` for the first item, then takes what else
@@ -402,7 +570,7 @@ impl<T> QueueReceiver<T> {
 
     /// The queue's gauges now.
     pub fn stats(&self) -> QueueStats {
-        stats(self.rx.len(), self.capacity, &self.shared)
+        stats(self.capacity, &self.shared)
     }
 }
 
@@ -418,9 +586,12 @@ impl<T> UnitSource for QueueReceiver<T> {
     }
 }
 
-fn stats<T>(depth: usize, capacity: usize, shared: &QueueState<T>) -> QueueStats {
+fn stats<T>(capacity: usize, shared: &QueueState<T>) -> QueueStats {
     QueueStats {
-        depth,
+        depth: shared
+            .items
+            .load(Ordering::Relaxed)
+            .saturating_sub(shared.handed.load(Ordering::Relaxed)),
         capacity,
         high_water: shared.high_water.load(Ordering::Relaxed),
         dropped: shared.dropped.load(Ordering::Relaxed),
@@ -520,6 +691,78 @@ mod tests {
         assert!(!tx.try_send(1));
         assert_eq!(rx.recv(), Ok(500));
         assert!(tx.try_send(1));
+    }
+
+    #[test]
+    fn a_run_is_queued_whole_when_there_is_room_and_handed_out_in_order() {
+        let (tx, rx) = bounded::<u32>(10);
+        tx.send(0).unwrap();
+        let mut run: Vec<u32> = (1..=5).collect();
+        tx.send_all_timeout(&mut run, Duration::from_millis(10))
+            .unwrap();
+        assert!(run.is_empty());
+        assert_eq!(rx.stats().depth, 6);
+        assert_eq!(rx.recv(), Ok(0));
+        // The run's room goes back with its last item.
+        assert_eq!(rx.recv(), Ok(1));
+        assert_eq!(rx.stats().depth, 4);
+        let b = rx
+            .recv_batch(3, Duration::from_secs(1), Duration::ZERO)
+            .unwrap();
+        assert_eq!(b, vec![2, 3, 4]);
+        assert_eq!(rx.recv(), Ok(5));
+        assert_eq!(rx.stats().depth, 0);
+        drop(tx);
+        assert_eq!(rx.recv(), Err(RecvError::Closed));
+    }
+
+    #[test]
+    fn a_run_bigger_than_the_room_goes_in_parts_as_room_frees() {
+        let (tx, rx) = bounded::<u32>(4);
+        tx.send(0).unwrap();
+        let sender = std::thread::spawn(move || {
+            let mut run: Vec<u32> = (1..=9).collect();
+            tx.send_all_timeout(&mut run, Duration::from_secs(10))
+                .map(|()| run)
+        });
+        let got: Vec<u32> = (0..10).map(|_| rx.recv().unwrap()).collect();
+        assert_eq!(got, (0..10).collect::<Vec<_>>());
+        assert_eq!(sender.join().unwrap(), Ok(vec![]));
+        assert!(rx.stats().high_water <= 4, "{:?}", rx.stats());
+    }
+
+    #[test]
+    fn a_run_that_finds_no_room_is_handed_back_in_order() {
+        let (tx, rx) = bounded_in_bytes::<usize>(10, 100, |n| *n);
+        let mut run = vec![60, 30, 20, 5];
+        // 60 and 30 fit in 100; 20 does not, and no room frees within the timeout.
+        assert_eq!(
+            tx.send_all_timeout(&mut run, Duration::from_millis(20)),
+            Err(SendError::Full(()))
+        );
+        assert_eq!(run, vec![20, 5]);
+        assert_eq!(rx.stats().bytes, 90);
+        drop(rx);
+        assert_eq!(
+            tx.send_all_timeout(&mut run, Duration::from_millis(20)),
+            Err(SendError::Closed(()))
+        );
+        assert_eq!(run, vec![20, 5]);
+    }
+
+    #[test]
+    fn a_receiver_dropped_in_the_middle_of_a_run_gives_its_room_back() {
+        let (tx, rx) = bounded_in_bytes::<usize>(4, 100, |n| *n);
+        let other = rx.clone();
+        let mut run = vec![10, 20, 30];
+        tx.send_all_timeout(&mut run, Duration::ZERO).unwrap();
+        assert_eq!(rx.recv(), Ok(10));
+        // The run's bytes stay held until its last item is taken (or its receiver goes).
+        assert_eq!((other.stats().depth, other.stats().bytes), (2, 60));
+        drop(rx);
+        assert_eq!((other.stats().depth, other.stats().bytes), (0, 0));
+        assert!(tx.try_send(100));
+        assert_eq!(other.recv(), Ok(100));
     }
 
     #[test]

@@ -86,12 +86,12 @@ pub(crate) struct SourceWorker {
     /// Paths that failed, with the error kind logged (one log line per change).
     failed: HashMap<PathBuf, io::ErrorKind>,
     claim_warned: HashSet<Key>,
+    /// The records of a delivery; the queue swaps it for an emptied run vector.
+    records: Vec<FileRecord>,
     /// The read buffer; a turn's entries point into it until delivered.
     buf: Vec<u8>,
     /// Reused by every read so its entry list and text keep their capacity.
     batch: Batch,
-    /// Reused by every delivery.
-    records: Vec<FileRecord>,
     stopping: bool,
 }
 
@@ -315,13 +315,16 @@ impl SourceWorker {
         }
         let now = jiff::Timestamp::now();
         let mut time = self.readers.get(&key).and_then(|r| r.time).unwrap_or(now);
-        let mut records = std::mem::take(&mut self.records);
-        records.clear();
-        records.extend(batch.entries.iter().map(|e| {
-            let rec = self.record(batch.text(read, e), e, id, path, time, now);
-            time = rec.record.timestamp;
-            rec
-        }));
+        // A new vector per delivery: it goes to the queue whole, as one run.
+        let mut records: Vec<FileRecord> = batch
+            .entries
+            .iter()
+            .map(|e| {
+                let rec = self.record(batch.text(read, e), e, id, path, time, now);
+                time = rec.record.timestamp;
+                rec
+            })
+            .collect();
         if let Some(r) = self.readers.get_mut(&key) {
             r.time = Some(time);
         }
@@ -341,22 +344,20 @@ impl SourceWorker {
                 a.skip(s);
             }
         });
-        let mut sent = 0u64;
-        let mut result = Ok(());
-        for rec in records.drain(..) {
-            let start = rec.origin.start;
-            if self.send(rec).is_err() {
-                self.shared
-                    .tracker
-                    .update(id, size, |a| a.unregister_from(start));
-                result = Err(SendAborted);
-                break;
-            }
-            sent += 1;
+        let count = records.len();
+        let result = self.send(&mut records);
+        if let Some(first) = records.first() {
+            let start = first.origin.start;
+            self.shared
+                .tracker
+                .update(id, size, |a| a.unregister_from(start));
         }
+        let sent = count - records.len();
         records.clear();
         self.records = records;
-        self.counters.records.fetch_add(sent, Ordering::Relaxed);
+        self.counters
+            .records
+            .fetch_add(sent as u64, Ordering::Relaxed);
         result
     }
 
@@ -387,16 +388,17 @@ impl SourceWorker {
         }
     }
 
-    /// Queues one record, waiting while the queue is full; gives up on a stop request.
-    fn send(&mut self, mut rec: FileRecord) -> Result<(), SendAborted> {
+    /// Queues `records` as one run (several when the queue has room for only part of it),
+    /// waiting while the queue is full; gives up on a stop request, leaving the records not
+    /// queued in `records`.
+    fn send(&mut self, records: &mut Vec<FileRecord>) -> Result<(), SendAborted> {
         loop {
-            match self.queue.send_timeout(rec, SEND_POLL) {
+            match self.queue.send_all_timeout(records, SEND_POLL) {
                 Ok(()) => return Ok(()),
-                Err(SendError::Closed(_)) => return Err(SendAborted),
-                Err(SendError::Full(r)) => {
+                Err(SendError::Closed(())) => return Err(SendAborted),
+                Err(SendError::Full(())) => {
                     // Waiting for room is alive: the sink's thread answers for the wait.
                     heartbeat::beat();
-                    rec = r;
                     if let Ok(Control::Stop) | Err(crossbeam_channel::TryRecvError::Disconnected) =
                         self.control.try_recv()
                     {
