@@ -158,6 +158,8 @@ pub(crate) fn logship_side(dir: &Path) {
                     }
                     acks.ack_records(&unit);
                     written += unit.len() as u64;
+                    // As the agent's sink thread does (src/app/sink_thread.rs).
+                    rx.give_back(unit);
                 }
                 Err(RecvError::Timeout) => {}
                 Err(RecvError::Closed) => break,

@@ -54,6 +54,8 @@ impl SinkThread {
             let own = unit.iter().filter(|r| is_own(r)).count();
             own_skipped.fetch_add(own as u64, Ordering::Relaxed);
             self.acks.ack_records(unit.iter());
+            // Dropped on the tailer's thread, where the records were allocated.
+            self.rx.give_back(unit);
         });
         if let Ended::Stopped { unacked } = ended {
             self.count_unacked(unacked);

@@ -45,6 +45,12 @@ pub trait UnitSource {
     type Item;
     /// Waits up to `timeout` for an item (`Duration::ZERO` = only what is already there).
     fn recv_timeout(&self, timeout: Duration) -> Received<Self::Item>;
+
+    /// An empty vector for a unit of up to `capacity` items (a channel may keep emptied
+    /// ones to reuse).
+    fn unit_vec(&self, capacity: usize) -> Vec<Self::Item> {
+        Vec::with_capacity(capacity)
+    }
 }
 
 impl<T> UnitSource for crossbeam_channel::Receiver<T> {
@@ -90,7 +96,7 @@ pub fn next_unit<S: UnitSource>(
         Received::Closed => return Next::Closed,
     };
     let deadline = Instant::now() + config.linger;
-    let mut unit = Vec::with_capacity(max.min(4096));
+    let mut unit = source.unit_vec(max.min(4096));
     unit.push(first);
     while unit.len() < max {
         // Fast path first: a busy channel fills the unit without touching the clock.

@@ -405,6 +405,10 @@ struct Beating<'a, Src> {
 impl<Src: UnitSource> UnitSource for Beating<'_, Src> {
     type Item = Src::Item;
 
+    fn unit_vec(&self, capacity: usize) -> Vec<Src::Item> {
+        self.source.unit_vec(capacity)
+    }
+
     fn recv_timeout(&self, timeout: Duration) -> Received<Src::Item> {
         if timeout.is_zero() {
             return self.source.recv_timeout(timeout);

@@ -20,7 +20,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,10 @@ const ROOM_POLL: Duration = Duration::from_millis(50);
 
 /// Emptied run vectors kept for senders to reuse.
 const SPARE_RUNS: usize = 2;
+
+/// Units handed back by the receiver and not yet dropped by a sender, and emptied unit
+/// vectors kept for the receiver: beyond that the receiver drops a unit itself.
+const RETURNED_UNITS: usize = 2;
 
 /// What both ends of one queue share: the gauges and the two bounds.
 struct QueueState<T> {
@@ -61,6 +65,13 @@ struct QueueState<T> {
     /// Emptied run vectors, capacity kept, for senders to fill again: a run's vector is
     /// allocated once, not per run (fresh pages per run were most of a tailer's page faults).
     spare: Mutex<Vec<Vec<T>>>,
+    /// Units the receiver is done with ([`QueueReceiver::give_back`]), for a sender to drop
+    /// on its own thread.
+    returned: Mutex<Vec<Vec<T>>>,
+    /// Whether `returned` holds any: senders look at this, not the lock, per item.
+    any_returned: AtomicBool,
+    /// Unit vectors a sender emptied, capacity kept, for the receiver's next units.
+    emptied: Mutex<Vec<Vec<T>>>,
 }
 
 impl<T> fmt::Debug for QueueState<T> {
@@ -159,6 +170,28 @@ impl<T> QueueState<T> {
         if spare.len() < SPARE_RUNS {
             // An empty deque turns into a vector without moving anything.
             spare.push(Vec::from(run));
+        }
+    }
+
+    /// Drops the items of the units the receiver handed back, on the calling (sending)
+    /// thread, and keeps their vectors for the receiver.
+    fn drop_returned(&self) {
+        if !self.any_returned.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut returned = {
+            let mut r = self.returned.lock().unwrap_or_else(|e| e.into_inner());
+            self.any_returned.store(false, Ordering::Relaxed);
+            std::mem::take(&mut *r)
+        };
+        for unit in &mut returned {
+            unit.clear();
+        }
+        let mut emptied = self.emptied.lock().unwrap_or_else(|e| e.into_inner());
+        for unit in returned {
+            if emptied.len() < RETURNED_UNITS {
+                emptied.push(unit);
+            }
         }
     }
 
@@ -265,6 +298,9 @@ pub fn bounded_in_bytes<T>(
         room: Mutex::new(()),
         freed: Condvar::new(),
         spare: Mutex::new(Vec::new()),
+        returned: Mutex::new(Vec::new()),
+        any_returned: AtomicBool::new(false),
+        emptied: Mutex::new(Vec::new()),
     });
     (
         QueueSender {
@@ -343,6 +379,7 @@ impl<T> QueueSender<T> {
         items: &mut Vec<T>,
         timeout: Duration,
     ) -> Result<(), SendError<()>> {
+        self.shared.drop_returned();
         let sizes: Vec<usize> = items.iter().map(|i| (self.shared.size)(i)).collect();
         let mut from = 0;
         while from < sizes.len() {
@@ -402,6 +439,7 @@ impl<T> QueueSender<T> {
     /// waits: the counters are the bounds. The item comes back, its room given back, when
     /// every receiver is gone.
     fn enqueue(&self, item: T, size: usize) -> Result<(), T> {
+        self.shared.drop_returned();
         if let Err(e) = self.tx.send(Slot::One(item)) {
             self.shared.release(1, size);
             let Slot::One(item) = e.into_inner() else {
@@ -522,7 +560,9 @@ impl<T> QueueReceiver<T> {
             self.shared.handed.fetch_add(1, Ordering::Relaxed);
         } else if let Some(run) = pending.take() {
             drop(pending);
-            self.shared.handed.fetch_sub(run.count - 1, Ordering::Relaxed);
+            self.shared
+                .handed
+                .fetch_sub(run.count - 1, Ordering::Relaxed);
             self.shared.release(run.count, run.bytes);
             self.shared.keep_spare(run.items);
         }
@@ -546,6 +586,27 @@ impl<T> QueueReceiver<T> {
                 *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(run);
                 self.next_of_run()
             }
+        }
+    }
+
+    /// Hands back a unit whose items are written and acknowledged: the next
+    /// [`send_all_timeout`](QueueSender::send_all_timeout) drops them on the sender's
+    /// thread, and the vector comes back as a later unit's.
+    ///
+    /// Why: the items were allocated on the sender's thread. glibc's malloc frees a block
+    /// of another thread's arena under that arena's lock, contended by the sender
+    /// allocating the next items; freed on their own thread, the same blocks go to that
+    /// thread's cache and are allocated again without a lock (docs/tail-speed.md, round 4).
+    /// A unit handed back while two wait for a sender is dropped here.
+    pub fn give_back(&self, unit: Vec<T>) {
+        let mut returned = self
+            .shared
+            .returned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if returned.len() < RETURNED_UNITS {
+            returned.push(unit);
+            self.shared.any_returned.store(true, Ordering::Relaxed);
         }
     }
 
@@ -576,6 +637,18 @@ impl<T> QueueReceiver<T> {
 
 impl<T> UnitSource for QueueReceiver<T> {
     type Item = T;
+
+    fn unit_vec(&self, capacity: usize) -> Vec<T> {
+        let mut emptied = self
+            .shared
+            .emptied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match emptied.pop() {
+            Some(v) if v.capacity() >= capacity => v,
+            _ => Vec::with_capacity(capacity),
+        }
+    }
 
     fn recv_timeout(&self, timeout: Duration) -> Received<T> {
         match QueueReceiver::recv_timeout(self, timeout) {
@@ -763,6 +836,46 @@ mod tests {
         assert_eq!((other.stats().depth, other.stats().bytes), (0, 0));
         assert!(tx.try_send(100));
         assert_eq!(other.recv(), Ok(100));
+    }
+
+    /// Notes on which thread each item is dropped.
+    struct Tracked(std::sync::mpsc::Sender<std::thread::ThreadId>);
+
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            let _ = self.0.send(std::thread::current().id());
+        }
+    }
+
+    #[test]
+    fn units_given_back_are_dropped_by_the_next_sender_and_their_vectors_reused() {
+        let (tx, rx) = bounded::<Tracked>(10);
+        let (dropped, drops) = std::sync::mpsc::channel();
+        let mut run: Vec<Tracked> = (0..3).map(|_| Tracked(dropped.clone())).collect();
+        tx.send_all_timeout(&mut run, Duration::ZERO).unwrap();
+        let unit = rx
+            .recv_batch(10, Duration::from_secs(1), Duration::ZERO)
+            .unwrap();
+        assert_eq!(unit.len(), 3);
+        let capacity = unit.capacity();
+        rx.give_back(unit);
+        assert!(
+            drops.try_recv().is_err(),
+            "nothing is dropped on the receiver's side"
+        );
+        let sender = std::thread::spawn(move || {
+            let mut next = vec![Tracked(dropped)];
+            tx.send_all_timeout(&mut next, Duration::ZERO).unwrap();
+            std::thread::current().id()
+        });
+        let sender_id = sender.join().unwrap();
+        let ids: Vec<_> = drops.try_iter().collect();
+        assert_eq!(ids, vec![sender_id; 3]);
+        // The next unit is gathered into the emptied vector.
+        let unit = rx
+            .recv_batch(10, Duration::from_secs(1), Duration::ZERO)
+            .unwrap();
+        assert_eq!((unit.len(), unit.capacity()), (1, capacity));
     }
 
     #[test]
