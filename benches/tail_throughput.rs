@@ -228,6 +228,8 @@ fn run_tailer(
                 Ok(unit) => {
                     acks.ack_records(&unit);
                     c.fetch_add(unit.len() as u64, Ordering::Relaxed);
+                    // As the agent's sink thread does (src/app/sink_thread.rs).
+                    rx.give_back(unit);
                 }
                 Err(RecvError::Timeout) => {}
                 Err(RecvError::Closed) => return,
