@@ -62,8 +62,8 @@ struct QueueState<T> {
     waiting: AtomicUsize,
     room: Mutex<()>,
     freed: Condvar,
-    /// Emptied run vectors, capacity kept, for senders to fill again: a run's vector is
-    /// allocated once, not per run (fresh pages per run were most of a tailer's page faults).
+    /// Emptied run vectors, capacity kept, for senders to fill again: a sender's run vector
+    /// is allocated once, not per run.
     spare: Mutex<Vec<Vec<T>>>,
     /// Units the receiver is done with ([`QueueReceiver::give_back`]), for a sender to drop
     /// on its own thread.
