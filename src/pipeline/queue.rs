@@ -64,14 +64,14 @@ struct QueueState<T> {
     freed: Condvar,
     /// Emptied run vectors, capacity kept, for senders to fill again: a sender's run vector
     /// is allocated once, not per run.
-    spare: Mutex<Vec<Vec<T>>>,
+    spare: Kept<T>,
     /// Units the receiver is done with ([`QueueReceiver::give_back`]), for a sender to drop
     /// on its own thread.
     returned: Mutex<Vec<Vec<T>>>,
     /// Whether `returned` holds any: senders look at this, not the lock, per item.
     any_returned: AtomicBool,
     /// Unit vectors a sender emptied, capacity kept, for the receiver's next units.
-    emptied: Mutex<Vec<Vec<T>>>,
+    emptied: Kept<T>,
 }
 
 impl<T> fmt::Debug for QueueState<T> {
@@ -158,40 +158,20 @@ impl<T> QueueState<T> {
         }
     }
 
-    /// An emptied run vector to fill again, or a new one.
-    fn spare_run(&self) -> Vec<T> {
-        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
-        spare.pop().unwrap_or_default()
-    }
-
-    /// Keeps an emptied run vector for a sender, unless enough are kept already.
-    fn keep_spare(&self, run: VecDeque<T>) {
-        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
-        if spare.len() < SPARE_RUNS {
-            // An empty deque turns into a vector without moving anything.
-            spare.push(Vec::from(run));
-        }
-    }
-
     /// Drops the items of the units the receiver handed back, on the calling (sending)
     /// thread, and keeps their vectors for the receiver.
     fn drop_returned(&self) {
         if !self.any_returned.load(Ordering::Relaxed) {
             return;
         }
-        let mut returned = {
+        let returned = {
             let mut r = self.returned.lock().unwrap_or_else(|e| e.into_inner());
             self.any_returned.store(false, Ordering::Relaxed);
             std::mem::take(&mut *r)
         };
-        for unit in &mut returned {
+        for mut unit in returned {
             unit.clear();
-        }
-        let mut emptied = self.emptied.lock().unwrap_or_else(|e| e.into_inner());
-        for unit in returned {
-            if emptied.len() < RETURNED_UNITS {
-                emptied.push(unit);
-            }
+            self.emptied.keep(unit);
         }
     }
 
@@ -209,6 +189,34 @@ impl<T> QueueState<T> {
         if room && self.waiting.load(Ordering::SeqCst) > 0 {
             let _guard = self.room.lock().unwrap_or_else(|e| e.into_inner());
             self.freed.notify_all();
+        }
+    }
+}
+
+/// Emptied vectors, capacity kept, for reuse: at most `most` of them.
+struct Kept<T> {
+    vecs: Mutex<Vec<Vec<T>>>,
+    most: usize,
+}
+
+impl<T> Kept<T> {
+    fn new(most: usize) -> Self {
+        Kept {
+            vecs: Mutex::new(Vec::new()),
+            most,
+        }
+    }
+
+    /// A kept vector, if there is one.
+    fn take(&self) -> Option<Vec<T>> {
+        self.vecs.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    /// Keeps an empty vector unless `most` are kept already (then it is freed).
+    fn keep(&self, v: Vec<T>) {
+        let mut vecs = self.vecs.lock().unwrap_or_else(|e| e.into_inner());
+        if vecs.len() < self.most {
+            vecs.push(v);
         }
     }
 }
@@ -297,10 +305,10 @@ pub fn bounded_in_bytes<T>(
         waiting: AtomicUsize::new(0),
         room: Mutex::new(()),
         freed: Condvar::new(),
-        spare: Mutex::new(Vec::new()),
+        spare: Kept::new(SPARE_RUNS),
         returned: Mutex::new(Vec::new()),
         any_returned: AtomicBool::new(false),
-        emptied: Mutex::new(Vec::new()),
+        emptied: Kept::new(RETURNED_UNITS),
     });
     (
         QueueSender {
@@ -392,7 +400,7 @@ impl<T> QueueSender<T> {
                 return Err(self.refused(()));
             }
             let run = if got == items.len() {
-                std::mem::replace(items, self.shared.spare_run())
+                std::mem::replace(items, self.shared.spare.take().unwrap_or_default())
             } else {
                 items.drain(..got).collect()
             };
@@ -564,7 +572,8 @@ impl<T> QueueReceiver<T> {
                 .handed
                 .fetch_sub(run.count - 1, Ordering::Relaxed);
             self.shared.release(run.count, run.bytes);
-            self.shared.keep_spare(run.items);
+            // An empty deque turns into a vector without moving anything.
+            self.shared.spare.keep(Vec::from(run.items));
         }
         item
     }
@@ -589,9 +598,9 @@ impl<T> QueueReceiver<T> {
         }
     }
 
-    /// Hands back a unit whose items are written and acknowledged: the next
-    /// [`send_all_timeout`](QueueSender::send_all_timeout) drops them on the sender's
-    /// thread, and the vector comes back as a later unit's.
+    /// Hands back a unit whose items are written and acknowledged: the next send (of any
+    /// kind) drops them on the sender's thread, and the vector comes back as a later
+    /// unit's.
     ///
     /// Why: the items were allocated on the sender's thread. glibc's malloc frees a block
     /// of another thread's arena under that arena's lock, contended by the sender
@@ -639,12 +648,7 @@ impl<T> UnitSource for QueueReceiver<T> {
     type Item = T;
 
     fn unit_vec(&self, capacity: usize) -> Vec<T> {
-        let mut emptied = self
-            .shared
-            .emptied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        match emptied.pop() {
+        match self.shared.emptied.take() {
             Some(v) if v.capacity() >= capacity => v,
             _ => Vec::with_capacity(capacity),
         }

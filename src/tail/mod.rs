@@ -20,6 +20,7 @@
 //! let mut tailer = Tailer::start(TailConfig::default(), sources(), checkpointer, loaded, tx)?;
 //! let acks = tailer.acks();
 //! // sink thread: let unit = rx.recv_batch(1000, ..)?; write it; acks.ack_records(&unit);
+//! //              rx.give_back(unit); (its records are freed on the tailer's thread)
 //! // SIGHUP:      tailer.reconfigure(new_sources)?;
 //! // SIGTERM:     tailer.stop_reading(); drain the sink; tailer.finish()?;
 //! # drop(rx);
