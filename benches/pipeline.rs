@@ -15,14 +15,18 @@
 //!
 //! 0. **sink alone**: the same nginx lines parsed up front and written by the library's
 //!    `CassandraSink` in units of 1000, one in flight, against the same node in the same run,
-//!    once before the other runs and once after the max run: the peer the max run is
-//!    compared with (goal: ≥ 0.9× its rows/s). The comparison is with the mean of the two,
-//!    because the node's own rate drifts over a run (it warms up, compacts) by as much as
-//!    a fifth, which tilted a ratio against one sink run taken first.
+//!    right before and right after the max run: the peer the max run is compared with
+//!    (goal: ≥ 0.9× its rows/s). The comparison is with the mean of the two, because the
+//!    node's own rate drifts over a run (it warms up, flushes, compacts) by as much as a
+//!    fifth. By default the sink alone writes as many rows as the backlog, so the node
+//!    takes the same work (memtables, flushes, compactions) in each of the three runs; a
+//!    sink run of a fifth of the rows, taken before the steady run, missed both.
 //!
 //! `cargo bench --bench pipeline [-- --rate 10000 --seconds 60 --warmup 10 --backlog 1000000
-//! --sink-rows 200000 --no-steady]`. RSS goals (default config): VmHWM ≤ 20 MiB steady at
-//! 10,000 lines/s, ≤ 32 MiB catching up.
+//! --sink-rows N (default: the backlog) --sink-in-flight 1 --no-steady]`.
+//! `--sink-in-flight K` writes K units at once in the sink alone runs (the daemon keeps one
+//! in flight; docs/path-speed.md, round 5, says why). RSS goals (default config): VmHWM
+//! ≤ 20 MiB steady at 10,000 lines/s, ≤ 32 MiB catching up.
 //! Starts the local node with `scripts/cassandra start` (reused when up). Everything
 //! (Cassandra, the agent, the writer, the poller) shares this machine's cores.
 
@@ -62,7 +66,10 @@ struct Args {
     seconds: u64,
     warmup: u64,
     backlog: u64,
-    sink_rows: usize,
+    /// Rows per sink alone run; `None` = as many as the backlog.
+    sink_rows: Option<usize>,
+    /// Units the sink alone keeps in flight.
+    sink_in_flight: usize,
     skip_steady: bool,
     /// `[buffer] max_bytes` for the agent (default: the config's default).
     max_bytes: Option<u64>,
@@ -74,7 +81,8 @@ fn args() -> Args {
         seconds: 60,
         warmup: 10,
         backlog: 1_000_000,
-        sink_rows: 200_000,
+        sink_rows: None,
+        sink_in_flight: 1,
         skip_steady: false,
         max_bytes: None,
     };
@@ -91,7 +99,8 @@ fn args() -> Args {
             "--seconds" => a.seconds = value(),
             "--warmup" => a.warmup = value(),
             "--backlog" => a.backlog = value(),
-            "--sink-rows" => a.sink_rows = value() as usize,
+            "--sink-rows" => a.sink_rows = Some(value() as usize),
+            "--sink-in-flight" => a.sink_in_flight = (value() as usize).max(1),
             "--no-steady" => a.skip_steady = true,
             "--max-bytes" => a.max_bytes = Some(value()),
             // `cargo bench` passes `--bench`; ignore what is not ours.
@@ -329,6 +338,18 @@ async fn fresh_keyspace(node: &cassandra::Node, prefix: &str) -> (String, Sessio
     (ks, session)
 }
 
+/// Drops a run's keyspace once it is measured, so the node does not carry (flush,
+/// compact) every earlier run's rows into the next one: bench after bench, the node's rate
+/// otherwise fell by a tenth.
+async fn drop_keyspace(session: &Session, ks: &str) {
+    if let Err(e) = session
+        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {ks}"), ())
+        .await
+    {
+        eprintln!("pipeline bench: cannot drop keyspace {ks}: {e}");
+    }
+}
+
 /// Reads back the probes of the partitions around now, recording when each first shows.
 async fn poll_probes(
     session: &Session,
@@ -458,6 +479,7 @@ fn steady_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) ->
                     poll_probes(&session, &stmt, &seen).await;
                     tokio::time::sleep(POLL_EVERY.saturating_sub(tick.elapsed())).await;
                 }
+                session
             })
         })
     };
@@ -481,7 +503,7 @@ fn steady_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) ->
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
     let _ = writer.join();
-    let _ = poller.join();
+    let session = poller.join();
     let all_rows = rows_written(agent.port).unwrap_or(0.0) >= total as f64;
     let hwm = memory_kib(agent.pid()).map_or(f64::NAN, |(_, h)| h as f64 / 1024.0);
     let rss_parts = rss_breakdown(agent.pid());
@@ -490,6 +512,9 @@ fn steady_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) ->
             .window(steady_from, steady_to)
             .unwrap_or((f64::NAN, f64::NAN, f64::NAN));
     agent.stop();
+    if let Ok(session) = &session {
+        rt.block_on(drop_keyspace(session, &keyspace));
+    }
 
     // Latency of the probes written in the steady window.
     let probes = probes_written.lock().unwrap().clone();
@@ -539,7 +564,7 @@ struct Max {
 }
 
 fn max_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) -> Max {
-    let (keyspace, _session) = rt.block_on(fresh_keyspace(node, "bench_max"));
+    let (keyspace, session) = rt.block_on(fresh_keyspace(node, "bench_max"));
     let dir = tempfile::tempdir().expect("temp dir");
     fs::create_dir_all(dir.path().join("logs")).expect("logs dir");
     {
@@ -579,6 +604,7 @@ fn max_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) -> Ma
     let rss_parts = rss_breakdown(agent.pid());
     let units = unit_write_time(agent.port);
     agent.stop();
+    rt.block_on(drop_keyspace(&session, &keyspace));
     Max {
         units,
         lines,
@@ -593,8 +619,8 @@ fn max_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) -> Ma
 
 /// The sink alone, in the same run against the same node: the same nginx lines, parsed up
 /// front, written in units of 1000 with the daemon's pattern (one unit in flight, the
-/// next sent when the last is acknowledged), through the library's `CassandraSink` with the
-/// default `[cassandra]` settings.
+/// next sent when the last is acknowledged; `in_flight` units at once when asked), through
+/// the library's `CassandraSink` with the default `[cassandra]` settings.
 struct SinkAlone {
     rows: usize,
     rate: f64,
@@ -603,11 +629,16 @@ struct SinkAlone {
     unit_ms: f64,
 }
 
-fn sink_alone(rt: &tokio::runtime::Runtime, node: &cassandra::Node, records: usize) -> SinkAlone {
+fn sink_alone(
+    rt: &tokio::runtime::Runtime,
+    node: &cassandra::Node,
+    records: usize,
+    in_flight: usize,
+) -> SinkAlone {
     use logship::parsers::{Format, FormatSpec, RecordContext};
     use logship::pipeline::{FileId, FileRecord, Origin, Route, Table};
 
-    let (keyspace, _session) = rt.block_on(fresh_keyspace(node, "bench_sink"));
+    let (keyspace, session) = rt.block_on(fresh_keyspace(node, "bench_sink"));
     let parser = FormatSpec {
         format: Format::Nginx,
         log_format: None,
@@ -664,10 +695,13 @@ fn sink_alone(rt: &tokio::runtime::Runtime, node: &cassandra::Node, records: usi
         }
         let cpu0 = cpu_ticks(std::process::id()).unwrap_or(0);
         let t0 = Instant::now();
-        for unit in all.chunks(1000).skip(5) {
-            sink.write_file_unit(unit)
-                .await
-                .unwrap_or_else(|e| panic!("{e:#}"));
+        let units: Vec<&[FileRecord]> = all.chunks(1000).skip(5).collect();
+        for at_once in units.chunks(in_flight) {
+            let written =
+                futures::future::join_all(at_once.iter().map(|u| sink.write_file_unit(u))).await;
+            for w in written {
+                w.unwrap_or_else(|e| panic!("{e:#}"));
+            }
         }
         let secs = t0.elapsed().as_secs_f64();
         let cpu = (cpu_ticks(std::process::id()).unwrap_or(0) - cpu0) as f64
@@ -675,6 +709,7 @@ fn sink_alone(rt: &tokio::runtime::Runtime, node: &cassandra::Node, records: usi
             / secs
             * 100.0;
         let rows = all.len().saturating_sub(5000);
+        drop_keyspace(&session, &keyspace).await;
         SinkAlone {
             rows,
             rate: rows as f64 / secs,
@@ -720,11 +755,11 @@ fn main() {
         a.max_bytes
             .map_or("the default".to_owned(), |b| b.to_string())
     );
+    let sink_rows = a.sink_rows.unwrap_or(a.backlog as usize);
     println!(
-        "sink alone: {} nginx records parsed up front, units of 1000, one in flight, default [cassandra]",
-        a.sink_rows
+        "sink alone: {sink_rows} nginx records parsed up front, units of 1000, {} in flight, default [cassandra], right before and right after the max run",
+        a.sink_in_flight
     );
-    let sink = sink_alone(&rt, &node, a.sink_rows);
     let steady = (!a.skip_steady).then(|| {
         println!(
             "steady run: {} lines/s for {} s (first {} s excluded), nginx combined, bucket 5m, default [buffer]/[batch]",
@@ -736,8 +771,9 @@ fn main() {
         "max run: {} lines written before the agent starts, timed until all are rows",
         a.backlog
     );
+    let sink = sink_alone(&rt, &node, sink_rows, a.sink_in_flight);
     let m = max_run(&rt, &node, &a);
-    let sink_after = sink_alone(&rt, &node, a.sink_rows);
+    let sink_after = sink_alone(&rt, &node, sink_rows, a.sink_in_flight);
 
     println!();
     println!(
