@@ -353,8 +353,26 @@ impl Record {
 
     /// The value of the field `key`, if the record has one.
     pub fn field(&self, key: &str) -> Option<&str> {
+        // Most lookups on the write path are for keys a record lacks (request ids on an
+        // nginx line), on records another thread wrote, so their text is not in this
+        // core's cache. Comparing key lengths first reads only the field table; the text
+        // is read for a key of the right length only. A binary search reads a key at
+        // every step.
+        if self.spans.len() <= INLINE_FIELDS {
+            let span = self
+                .spans
+                .iter()
+                .find(|s| (s.key_end - s.start) as usize == key.len() && self.key(**s) == key)?;
+            return Some(self.value(*span));
+        }
         let i = self.find(key).ok()?;
         Some(self.value(self.spans[i]))
+    }
+
+    /// The bytes of the fields' keys and values together, from the field table alone
+    /// (the text is not read).
+    pub fn field_bytes(&self) -> usize {
+        self.spans.iter().map(|s| (s.end - s.start) as usize).sum()
     }
 
     /// The fields as (key, value) pairs in key order, one per key.
@@ -763,6 +781,31 @@ mod tests {
     }
 
     #[test]
+    fn field_finds_every_key_and_no_other_with_few_or_many_fields() {
+        // Few fields are searched by key length first, many by binary search: both must
+        // agree with the map, for keys of equal length and for absent ones.
+        for n in [0, 1, 5, INLINE_FIELDS, INLINE_FIELDS + 1, 40] {
+            let keys: Vec<String> = (0..n).map(|i| format!("k{:02}", (i * 7) % 97)).collect();
+            let values: Vec<String> = (0..n).map(|i| "v".repeat(i + 1)).collect();
+            let fields: Vec<(&str, &str)> = keys
+                .iter()
+                .zip(&values)
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let r = record("m", &fields);
+            let want = model(&fields);
+            for (k, v) in &want {
+                assert_eq!(r.field(k), Some(v.as_str()), "{n} fields, key {k}");
+            }
+            for absent in ["k99", "k9", "k000", "", "request_id"] {
+                assert_eq!(r.field(absent), None, "{n} fields, key {absent}");
+            }
+            let bytes: usize = want.iter().map(|(k, v)| k.len() + v.len()).sum();
+            assert_eq!(r.field_bytes(), bytes, "{n} fields");
+        }
+    }
+
+    #[test]
     fn set_field_and_set_message_keep_the_rest() {
         let mut r = record("first", &[("b", "2"), ("d", "4")]);
         r.set_field("c", "3");
@@ -776,6 +819,8 @@ mod tests {
         assert_eq!(r.message(), "é".repeat(100));
         assert_eq!(r.field("b"), Some("two"));
         assert_eq!(r.fields().len(), 4);
+        // The replaced value's bytes stay in the text but are not the record's.
+        assert_eq!(r.field_bytes(), "a1btwoc3d4".len());
         assert_eq!(r, {
             let mut again = record(&"é".repeat(100), &[("a", "1"), ("b", "two")]);
             again.set_field("c", "3");

@@ -368,7 +368,13 @@ impl<'a> Row<'a> {
         let trace_id = RequestFields::pick(&ids.trace_id, |k| r.field(k));
         let place = Placement::of(r.timestamp, record.route.bucket);
         let id = file_row_id(&r.host, record.origin.file, record.origin.start);
-        let cut = cut_to_fit(r.message(), r.fields(), r.parse_error.as_deref(), max_bytes);
+        let cut = cut_to_fit(
+            r.message(),
+            r.field_bytes(),
+            r.fields(),
+            r.parse_error.as_deref(),
+            max_bytes,
+        );
         Row::Infra(InfraRow {
             record,
             request_id,
@@ -387,9 +393,11 @@ impl<'a> Row<'a> {
             .map(|(k, v)| k.len() + v.len())
             .sum();
         fields_bytes += event.target.len();
+        let pairs = || event.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let cut = cut_to_fit(
             &event.message,
-            event.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            pairs().map(|(k, v)| k.len() + v.len()).sum(),
+            pairs(),
             None,
             max_bytes.saturating_sub(fields_bytes),
         );
@@ -532,14 +540,16 @@ impl<'a> Row<'a> {
 
 /// Shortens a record whose text exceeds `max_bytes`: fields are kept in key order while
 /// they fit in a quarter of the budget, the parse error is capped at 1 KiB, and the
-/// message gets the rest. `None` when it already fits.
+/// message gets the rest. `None` when it already fits. `field_bytes` is the fields' keys
+/// and values together, given by the caller: a record knows it from its field table
+/// without reading its text, which the fields iterator would.
 fn cut_to_fit<'f>(
     message: &str,
-    fields: impl Iterator<Item = (&'f str, &'f str)> + Clone,
+    field_bytes: usize,
+    fields: impl Iterator<Item = (&'f str, &'f str)>,
     extra: Option<&str>,
     max_bytes: usize,
 ) -> Option<Cut> {
-    let field_bytes: usize = fields.clone().map(|(k, v)| k.len() + v.len()).sum();
     let total = message.len() + field_bytes + extra.map_or(0, str::len);
     if total <= max_bytes {
         return None;
@@ -678,8 +688,9 @@ mod tests {
         .collect();
         let msg = "é".repeat(1000);
         let pairs = || fields.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        assert!(cut_to_fit("short", pairs(), None, 4096).is_none());
-        let cut = cut_to_fit(&msg, pairs(), Some("err"), 1001).unwrap();
+        let bytes = pairs().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(cut_to_fit("short", bytes, pairs(), None, 4096).is_none());
+        let cut = cut_to_fit(&msg, bytes, pairs(), Some("err"), 1001).unwrap();
         assert_eq!(
             cut.fields.len(),
             1,
