@@ -355,10 +355,10 @@ impl Record {
     pub fn field(&self, key: &str) -> Option<&str> {
         // Most lookups on the write path are for keys a record lacks (request ids on an
         // nginx line), on records another thread wrote, so their text is not in this
-        // core's cache. Comparing key lengths first reads only the field table; the text
-        // is read for a key of the right length only. A binary search reads a key at
-        // every step.
-        if self.spans.len() <= INLINE_FIELDS {
+        // core's cache. While the field table is inline it is part of the record, and
+        // comparing key lengths there first reads the text only for a key of the right
+        // length; a binary search reads a key of the text at every step.
+        if !self.spans.spilled() {
             let span = self
                 .spans
                 .iter()
@@ -782,9 +782,10 @@ mod tests {
 
     #[test]
     fn field_finds_every_key_and_no_other_with_few_or_many_fields() {
-        // Few fields are searched by key length first, many by binary search: both must
-        // agree with the map, for keys of equal length and for absent ones.
-        for n in [0, 1, 5, INLINE_FIELDS, INLINE_FIELDS + 1, 40] {
+        // An inline field table is searched by key length first, a spilled one by binary
+        // search: both must agree with the map, for keys of equal length and for absent
+        // ones.
+        for n in [0, 1, 5, INLINE_SPANS, INLINE_SPANS + 1, 40] {
             let keys: Vec<String> = (0..n).map(|i| format!("k{:02}", (i * 7) % 97)).collect();
             let values: Vec<String> = (0..n).map(|i| "v".repeat(i + 1)).collect();
             let fields: Vec<(&str, &str)> = keys
@@ -793,6 +794,7 @@ mod tests {
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             let r = record("m", &fields);
+            assert_eq!(r.spans.spilled(), n > INLINE_SPANS, "{n} fields");
             let want = model(&fields);
             for (k, v) in &want {
                 assert_eq!(r.field(k), Some(v.as_str()), "{n} fields, key {k}");
