@@ -341,6 +341,15 @@ async fn fresh_keyspace(node: &cassandra::Node, prefix: &str) -> (String, Sessio
     (ks, session)
 }
 
+/// The steady part of a run that started at `start` and took `secs`: without its first and
+/// last tenth. The max run and the sink alone are both measured over it.
+fn middle_window(start: Instant, secs: f64) -> (Instant, Instant) {
+    (
+        start + Duration::from_secs_f64(secs * 0.1),
+        start + Duration::from_secs_f64(secs * 0.9),
+    )
+}
+
 /// Drops a run's keyspace once it is measured, so the node does not carry (flush,
 /// compact) every earlier run's rows into the next one: bench after bench, the node's rate
 /// otherwise fell by a tenth.
@@ -595,9 +604,7 @@ fn max_run(rt: &tokio::runtime::Runtime, node: &cassandra::Node, a: &Args) -> Ma
     usage.sample(&agent);
     let secs = start.elapsed().as_secs_f64();
     let done = Instant::now();
-    // Steady part: skip the first and last tenth of the catch-up.
-    let from = start + Duration::from_secs_f64(secs * 0.1);
-    let to = start + Duration::from_secs_f64(secs * 0.9);
+    let (from, to) = middle_window(start, secs);
     let (rate, cpu, rss_max) =
         usage
             .window(from, to.min(done))
@@ -632,7 +639,8 @@ struct SinkAlone {
     /// Rows/s over the whole run.
     rate_all: f64,
     cpu: f64,
-    /// Mean time to write one unit, ms.
+    /// The run's time per unit written, ms: one unit's write time with one in flight, a
+    /// K-th of the time K units took together otherwise.
     unit_ms: f64,
 }
 
@@ -716,10 +724,7 @@ fn sink_alone(
             done.push((Instant::now(), rows));
         }
         let secs = t0.elapsed().as_secs_f64();
-        let (from, to) = (
-            t0 + Duration::from_secs_f64(secs * 0.1),
-            t0 + Duration::from_secs_f64(secs * 0.9),
-        );
+        let (from, to) = middle_window(t0, secs);
         let in_window: Vec<&(Instant, usize)> =
             done.iter().filter(|d| d.0 >= from && d.0 <= to).collect();
         let window_rate = match (in_window.first(), in_window.last()) {
